@@ -1,0 +1,84 @@
+# Shared helpers: wildcard constraints, input functions, resources. Included first.
+import os
+from pathlib import Path
+
+from tinysec.models.sources import local_model_path, parse_source
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    a=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    b=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    opponent=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    method=r"lora|full",
+    judge=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    task=r"tactic|technique",
+    source=r"dns|whois|shodan|nmap",
+    split=r"train|val|test",
+
+
+# ---------------------------------------------------------------- targets of `rule all`
+# Each rules/*.smk registers the final tables and figures of its section.
+TARGETS = []
+
+
+def register_targets(*paths):
+    """Add final outputs (tables, figures) to `rule all`."""
+    TARGETS.extend(str(p) for p in paths)
+
+
+def all_targets(wildcards):
+    return TARGETS
+
+
+def section_enabled(name):
+    return bool(config.get(name, {}).get("enabled", True))
+
+
+# ---------------------------------------------------------------- models
+def model_entry(name):
+    try:
+        return config["models"][name]
+    except KeyError:
+        raise ValueError(
+            f"model '{name}' is not defined under 'models:' in the config"
+        ) from None
+
+
+def model_path(name):
+    """Folder holding the weights of model `name` (an input of the rules that load it).
+
+    pkg: and local-folder sources are used in place; hf:, gguf: and random: sources are
+    materialised once by rule prepare_model under resources/models/<name>/.
+    """
+    local = local_model_path(model_entry(name)["source"])
+    return str(local) if local is not None else f"resources/models/{name}"
+
+
+def is_api_model(name):
+    return parse_source(model_entry(name)["source"]).kind == "api"
+
+
+# ---------------------------------------------------------------- resources
+def gpu_resources():
+    """`resources:` of GPU-tagged rules: gpu count (+ gpu_model for SLURM), memory, runtime."""
+    dev = config["device"]
+    res = {"gpu": dev["gpus_per_job"], "mem_mb": dev["mem_mb"], "runtime": dev["runtime"]}
+    if dev.get("gpu_model") and dev["gpus_per_job"] > 0:
+        res["gpu_model"] = dev["gpu_model"]
+    return res
+
+
+HEAVY_THREADS = config["device"]["threads"]
+
+# ---------------------------------------------------------------- instruct (issue 3)
+
+# ---------------------------------------------------------------- judge (issue 4)
+
+# ---------------------------------------------------------------- cti (issue 5)
+
+# ---------------------------------------------------------------- osint (issue 6)
+
+# ---------------------------------------------------------------- ner_data (issue 7)
+
+# ---------------------------------------------------------------- ner (issue 8)

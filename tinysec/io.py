@@ -1,0 +1,138 @@
+"""Small I/O helpers shared by every module: JSON/JSONL with clear errors, atomic writes, script logging."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+log = logging.getLogger("tinysec")
+
+
+class InputError(ValueError):
+    """Bad input data: the message names the file, the row and the field."""
+
+    def __init__(self, path: str | os.PathLike, message: str, row: int | None = None, field: str | None = None):
+        self.path, self.row, self.field = str(path), row, field
+        where = str(path)
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """Read a UTF-8 text file; non-UTF-8 or empty files raise :class:`InputError`."""
+    data = Path(path).read_bytes()
+    if not data.strip():
+        raise InputError(path, "file is empty")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(path, f"not valid UTF-8 at byte {exc.start}", row=line) from None
+
+
+def iter_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[dict]:
+    """Yield one dict per non-blank line; errors name the file and the 1-based line."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw.strip():
+        if allow_empty:
+            return
+        raise InputError(path, "file is empty")
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(path, f"not valid UTF-8 at column {exc.start + 1}", row=lineno) from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=lineno) from None
+        if not isinstance(obj, dict):
+            raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", row=lineno)
+        yield obj
+
+
+def read_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> list[dict]:
+    """Read a JSONL file into a list of dicts (see :func:`iter_jsonl`)."""
+    return list(iter_jsonl(path, allow_empty=allow_empty))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON document with a clear error on bad UTF-8, emptiness or syntax."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=exc.lineno) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
+    """Open a temp file beside ``path`` and move it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    """Write rows atomically as JSONL; returns the row count."""
+    n = 0
+    with atomic_path(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write a JSON document atomically, pretty-printed."""
+    with atomic_path(path) as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
+        fh.write("\n")
+
+
+@contextlib.contextmanager
+def script_logging(snakemake: Any) -> Iterator[logging.Logger]:
+    """Route logging, warnings and stderr (tqdm progress) of a Snakemake script into its ``log:`` file."""
+    logfile = snakemake.log[0] if len(snakemake.log) else None
+    if logfile is None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        yield log
+        return
+    Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "a", encoding="utf-8", buffering=1) as fh:
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        old_err = sys.stderr
+        sys.stderr = fh
+        try:
+            yield log
+        except BaseException:
+            log.exception("rule %s failed", getattr(snakemake, "rule", "?"))
+            raise
+        finally:
+            sys.stderr = old_err
+            root.removeHandler(handler)

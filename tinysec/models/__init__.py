@@ -1,0 +1,1 @@
+"""Model sources, loading, training, generation and sentence embeddings."""
