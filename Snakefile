@@ -16,8 +16,17 @@ if not workflow.config_settings.configfiles:
 validate(config, "config/schema/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/models.smk"
+include: "rules/instruct.smk"
+include: "rules/judge.smk"
+include: "rules/cti.smk"
+include: "rules/osint.smk"
+include: "rules/ner_data.smk"
+include: "rules/ner.smk"
 
 
 rule all:

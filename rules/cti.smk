@@ -1,0 +1,1 @@
+# rules of the 'cti' section (see docs/DEVELOPING.md)

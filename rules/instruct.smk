@@ -1,0 +1,1 @@
+# rules of the 'instruct' section (see docs/DEVELOPING.md)

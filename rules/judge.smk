@@ -1,0 +1,1 @@
+# rules of the 'judge' section (see docs/DEVELOPING.md)

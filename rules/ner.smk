@@ -1,0 +1,1 @@
+# rules of the 'ner' section (see docs/DEVELOPING.md)

@@ -1,0 +1,1 @@
+# rules of the 'ner_data' section (see docs/DEVELOPING.md)

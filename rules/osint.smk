@@ -1,0 +1,1 @@
+# rules of the 'osint' section (see docs/DEVELOPING.md)

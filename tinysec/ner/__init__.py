@@ -1,0 +1,1 @@
+"""NER over OSINT: identification module, corpus, perturbations, encoder+CRF tagger."""
