@@ -3,7 +3,9 @@
 #   snakemake --cores all --resources gpu=2 --configfile config/paper.yaml
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml
 #   snakemake results/tables/elo.md               # one table and only its ancestors
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from tinysec.config import validate_config
 
 min_version("9.0")
 
@@ -13,7 +15,16 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "config/schema/config.schema.yaml")
+# Validate against config/schema/config.schema.yaml (snakemake.utils.validate, which also fills
+# the schema defaults); any misspelled key or wrong type stops the run naming its full key path.
+validate_config(
+    config,
+    workflow.current_basedir.join("config/schema/config.schema.yaml").get_path_or_uri(
+        secret_free=True
+    ),
+    source="config "
+    + ", ".join(map(str, workflow.config_settings.configfiles or ["config/config.yaml"])),
+)
 
 
 report: "workflow/report/workflow.rst"
