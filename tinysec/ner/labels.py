@@ -1,0 +1,98 @@
+"""Entity types and the conversion between character spans and word-level BIO tags.
+
+Spans are dicts ``{start, end, type, text}`` with character offsets into the sample's text.
+Words come from :func:`tinysec.ner.tokenize.word_spans`. A word belongs to the span that
+covers the most of its characters (ties: the earlier span); the first word of a span gets
+``B-``, the following words ``I-``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ..io import InputError
+from .tokenize import word_spans
+
+DEFAULT_TYPES = ("ORG", "DOMAIN", "IP", "SOFTWARE", "SERVICE", "VERSION")
+
+
+def entity_types(cfg: dict | None = None) -> list[str]:
+    """Entity types of the ``ner_data`` config section (``entity_types``), default the study's six."""
+    types = list((cfg or {}).get("entity_types") or DEFAULT_TYPES)
+    bad = [t for t in types if not t or not t.replace("_", "").isalnum() or not t.isupper()]
+    if bad or len(set(types)) != len(types):
+        raise ValueError(f"entity_types must be distinct upper-case names, got {types}")
+    return types
+
+
+def bio_labels(types: Iterable[str]) -> list[str]:
+    """``['O', 'B-T1', 'I-T1', 'B-T2', ...]`` (a fixed order, usable as a label vocabulary)."""
+    out = ["O"]
+    for t in types:
+        out += [f"B-{t}", f"I-{t}"]
+    return out
+
+
+def check_spans(text: str, spans: Sequence[dict], where: str = "<sample>", row: int | None = None,
+                types: Iterable[str] | None = None) -> None:
+    """Raise :class:`InputError` naming ``where``/``row`` when a span does not match the text."""
+    allowed = set(types) if types is not None else None
+    prev_end = -1
+    for i, sp in enumerate(sorted(spans, key=lambda s: (s["start"], s["end"]))):
+        start, end = sp.get("start"), sp.get("end")
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
+            raise InputError(where, f"span {sp} is outside the text (length {len(text)})", row=row, field="spans")
+        if "text" in sp and text[start:end] != sp["text"]:
+            raise InputError(where, f"span {start}:{end} reads {text[start:end]!r}, expected {sp['text']!r}",
+                             row=row, field="spans")
+        if allowed is not None and sp.get("type") not in allowed:
+            raise InputError(where, f"span type {sp.get('type')!r} is not one of {sorted(allowed)}",
+                             row=row, field="spans")
+        if start < prev_end:
+            raise InputError(where, f"span {start}:{end} overlaps the previous span", row=row, field="spans")
+        prev_end = end
+
+
+def spans_to_bio(text: str, spans: Sequence[dict], words: Sequence[tuple[int, int]] | None = None) -> list[str]:
+    """Word-level BIO tags of ``text`` for character ``spans``."""
+    words = word_spans(text) if words is None else words
+    tags = ["O"] * len(words)
+    owner: list[int | None] = [None] * len(words)
+    for si, sp in enumerate(spans):
+        for wi, (ws, we) in enumerate(words):
+            overlap = min(we, sp["end"]) - max(ws, sp["start"])
+            if overlap <= 0:
+                continue
+            cur = owner[wi]
+            if cur is None or overlap > min(we, spans[cur]["end"]) - max(ws, spans[cur]["start"]):
+                owner[wi] = si
+    prev = None
+    for wi, si in enumerate(owner):
+        if si is not None:
+            tags[wi] = ("I-" if si == prev else "B-") + spans[si]["type"]
+        prev = si
+    return tags
+
+
+def bio_to_spans(text: str, tags: Sequence[str], words: Sequence[tuple[int, int]] | None = None) -> list[dict]:
+    """Character spans from word-level BIO tags (an ``I-`` without a matching start opens a span)."""
+    words = word_spans(text) if words is None else words
+    if len(words) != len(tags):
+        raise ValueError(f"{len(tags)} tags for {len(words)} words")
+    spans: list[dict] = []
+    cur: dict | None = None
+    for (ws, we), tag in zip(words, tags):
+        kind, _, typ = tag.partition("-")
+        if kind == "I" and cur is not None and cur["type"] == typ:
+            cur["end"] = we
+            continue
+        if cur is not None:
+            spans.append(cur)
+            cur = None
+        if kind in ("B", "I"):
+            cur = {"start": ws, "end": we, "type": typ}
+    if cur is not None:
+        spans.append(cur)
+    for sp in spans:
+        sp["text"] = text[sp["start"]:sp["end"]]
+    return spans
