@@ -1,0 +1,237 @@
+"""Encoder + token-classification head + word-level CRF (pytorch-crf), with marginals and a batched Viterbi.
+
+The CRF runs over *words*, not subwords: the encoder's vector of each word's first subword is
+gathered into a packed ``(batch, words, hidden)`` tensor whose mask is contiguous and starts on.
+Words the tokenizer turns into no subword at all (e.g. a lone zero-width character) borrow the
+``[CLS]`` vector, so every word keeps a slot; words cut off by ``max_length`` are masked off at the
+end of the sequence (they are predicted ``O``).
+
+A trained tagger folder is a standard ``save_pretrained`` encoder folder (config, weights,
+tokenizer) plus ``crf_head.safetensors`` (head and CRF weights) and ``tagger.json`` (labels,
+max length, dropout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchcrf import CRF
+
+HEAD_FILE = "crf_head.safetensors"
+META_FILE = "tagger.json"
+
+# model types whose byte-level BPE tokenizer needs add_prefix_space=True for pre-split words
+PREFIX_SPACE_TYPES = {"roberta", "longformer", "bart", "gpt2", "deberta", "mvp", "led"}
+
+
+def load_tokenizer(path: str | os.PathLike, **kwargs):
+    """Fast tokenizer of an encoder folder; RoBERTa-style ones get ``add_prefix_space=True``."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_type = getattr(AutoConfig.from_pretrained(path), "model_type", "")
+    if model_type in PREFIX_SPACE_TYPES:
+        kwargs.setdefault("add_prefix_space", True)
+    return AutoTokenizer.from_pretrained(path, **kwargs)
+
+
+@dataclass
+class WordBatch:
+    """Subword inputs plus, per word, the position of its first subword and the word mask."""
+
+    input_ids: torch.Tensor       # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    first_subword: torch.Tensor   # (B, W) position in T of each word's first subword (0 = [CLS] fallback)
+    word_mask: torch.Tensor       # (B, W) bool, contiguous, first timestep always on
+    n_kept: list[int]             # words that fit in max_length, per sentence
+
+    def to(self, device) -> "WordBatch":
+        return WordBatch(self.input_ids.to(device), self.attention_mask.to(device),
+                         self.first_subword.to(device), self.word_mask.to(device), self.n_kept)
+
+
+def encode_words(tokenizer, sentences: list[list[str]], max_length: int) -> WordBatch:
+    """Tokenize pre-split sentences and locate each word's first subword."""
+    if not sentences:
+        raise ValueError("encode_words needs at least one sentence")
+    # an empty sentence still needs one word slot (the CRF mask must start on)
+    safe = [words if words else [""] for words in sentences]
+    enc = tokenizer(safe, is_split_into_words=True, truncation=True, max_length=max_length,
+                    padding=True, return_tensors="pt")
+    width = max(len(w) for w in safe)
+    first = torch.zeros(len(safe), width, dtype=torch.long)
+    mask = torch.zeros(len(safe), width, dtype=torch.bool)
+    kept: list[int] = []
+    for b, words in enumerate(safe):
+        positions: dict[int, int] = {}
+        for pos, wid in enumerate(enc.word_ids(b)):
+            if wid is not None and wid not in positions:
+                positions[wid] = pos
+        # words after the last one that got a subword were truncated away
+        n = max(positions) + 1 if positions else len(words)
+        if positions and n < len(words) and enc["attention_mask"][b].sum() < max_length:
+            n = len(words)  # trailing words with no subwords, not truncation
+        n = max(n, 1)
+        for w in range(n):
+            first[b, w] = positions.get(w, 0)
+        mask[b, :n] = True
+        kept.append(n if sentences[b] else 0)
+    return WordBatch(enc["input_ids"], enc["attention_mask"], first, mask, kept)
+
+
+# ---------------------------------------------------------------- CRF inference, vectorised over the batch
+def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Posterior P(y_t = k | x) of every word and tag by forward-backward in log space.
+
+    ``emissions`` is (B, W, K), ``mask`` (B, W) contiguous with its first column on. Rows sum to 1
+    at unmasked positions; masked positions are 0.
+    """
+    B, W, K = emissions.shape
+    mask = mask.bool()
+    trans = crf.transitions
+    alphas = [crf.start_transitions + emissions[:, 0]]
+    for t in range(1, W):
+        nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, t]
+        alphas.append(torch.where(mask[:, t, None], nxt, alphas[-1]))
+    betas = [crf.end_transitions.expand(B, K)]
+    for t in range(W - 2, -1, -1):
+        nxt = torch.logsumexp(trans.unsqueeze(0) + (emissions[:, t + 1] + betas[0]).unsqueeze(1), dim=2)
+        betas.insert(0, torch.where(mask[:, t + 1, None], nxt, crf.end_transitions.expand(B, K)))
+    alpha = torch.stack(alphas, 1)
+    beta = torch.stack(betas, 1)
+    log_z = torch.logsumexp(alphas[-1] + crf.end_transitions, dim=1)  # alphas[-1] carries the last valid step
+    marg = torch.exp(alpha + beta - log_z[:, None, None])
+    return marg * mask.unsqueeze(-1)
+
+
+def viterbi_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    """Best tag path per sentence; the recursion and the backtrace are vectorised over the batch.
+
+    Same result as ``crf.decode`` (which backtracks each sentence in a Python loop).
+    """
+    B, W, K = emissions.shape
+    mask = mask.bool()
+    score = crf.start_transitions + emissions[:, 0]
+    identity = torch.arange(K, device=emissions.device).expand(B, K)
+    history = []
+    for t in range(1, W):
+        best, idx = (score.unsqueeze(2) + crf.transitions.unsqueeze(0)).max(dim=1)
+        on = mask[:, t, None]
+        score = torch.where(on, best + emissions[:, t], score)
+        history.append(torch.where(on, idx, identity))  # identity pointers carry the end tag back
+    last = (score + crf.end_transitions).argmax(dim=1)
+    path = [last]
+    for idx in reversed(history):
+        path.insert(0, idx.gather(1, path[0].unsqueeze(1)).squeeze(1))
+    tags = torch.stack(path, 1).tolist()
+    lengths = mask.sum(1).tolist()
+    return [row[:n] for row, n in zip(tags, lengths)]
+
+
+# ---------------------------------------------------------------- the model
+class EncoderCRFTagger(nn.Module):
+    """Encoder, dropout, linear emission head and a word-level CRF."""
+
+    def __init__(self, encoder, labels: list[str], head_dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.labels = list(labels)
+        self.dropout = nn.Dropout(head_dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, len(self.labels))
+        self.crf = CRF(len(self.labels), batch_first=True)
+
+    @classmethod
+    def from_encoder(cls, path: str | os.PathLike, labels: list[str], attention_dropout: float | None = None,
+                     hidden_dropout: float | None = None) -> "EncoderCRFTagger":
+        """Fresh head and CRF on a pretrained encoder; dropout values override the encoder config."""
+        from transformers import AutoConfig, AutoModel
+
+        cfg = AutoConfig.from_pretrained(path)
+        set_dropout(cfg, attention_dropout, hidden_dropout)
+        encoder = AutoModel.from_pretrained(path, config=cfg, dtype=torch.float32, add_pooling_layer=False) \
+            if _has_pooler(cfg) else AutoModel.from_pretrained(path, config=cfg, dtype=torch.float32)
+        drop = hidden_dropout if hidden_dropout is not None else getattr(cfg, "hidden_dropout_prob", 0.1)
+        return cls(encoder, labels, head_dropout=drop)
+
+    def emissions(self, batch: WordBatch) -> torch.Tensor:
+        """(B, W, K) tag scores of each word, from its first subword's vector."""
+        hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        index = batch.first_subword.unsqueeze(-1).expand(-1, -1, hidden.size(-1))
+        words = hidden.gather(1, index)
+        return self.head(self.dropout(words))
+
+    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token cross-entropy plus CRF negative log-likelihood (both averaged per word)."""
+        mask = mask.bool()
+        ce = F.cross_entropy(emissions[mask], tags[mask])
+        nll = -self.crf(emissions, tags, mask=mask, reduction="token_mean")
+        return ce + nll
+
+    @torch.inference_mode()
+    def predict(self, batch: WordBatch) -> tuple[list[list[int]], list[list[float]]]:
+        """Viterbi tag ids and, per word, the CRF marginal probability of the chosen tag."""
+        em = self.emissions(batch)
+        paths = viterbi_decode(self.crf, em, batch.word_mask)
+        marg = crf_marginals(self.crf, em, batch.word_mask)
+        probs = []
+        for b, path in enumerate(paths):
+            idx = torch.tensor(path, device=marg.device)
+            probs.append(marg[b, torch.arange(len(path), device=marg.device), idx].tolist())
+        return paths, probs
+
+    # ------------------------------------------------------------ persistence
+    def save(self, out_dir: str | os.PathLike, tokenizer, meta: dict | None = None) -> Path:
+        """Write the encoder (save_pretrained), tokenizer, head+CRF (safetensors) and tagger.json."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        tensors = {f"head.{k}": v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+        tensors.update({f"crf.{k}": v.detach().cpu().contiguous() for k, v in self.crf.state_dict().items()})
+        save_file(tensors, str(out / HEAD_FILE))
+        info = {"labels": self.labels, "head_dropout": self.dropout.p, **(meta or {})}
+        (out / META_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> tuple["EncoderCRFTagger", object, dict]:
+        """Load a tagger folder; returns (model in eval mode, tokenizer, tagger.json contents)."""
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel
+
+        path = Path(path)
+        meta_file = path / META_FILE
+        if not meta_file.is_file() or not (path / HEAD_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a trained tagger folder (needs {META_FILE} and {HEAD_FILE})")
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        cfg = AutoConfig.from_pretrained(path)
+        kwargs = {"add_pooling_layer": False} if _has_pooler(cfg) else {}
+        encoder = AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs)
+        model = cls(encoder, meta["labels"], head_dropout=meta.get("head_dropout", 0.1))
+        state = load_file(str(path / HEAD_FILE))
+        model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        model.crf.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("crf.")})
+        return model.to(device).eval(), load_tokenizer(path), meta
+
+
+def set_dropout(cfg, attention: float | None, hidden: float | None) -> None:
+    """Override attention/hidden dropout on a transformers config (BERT/RoBERTa attribute names)."""
+    if attention is not None:
+        for name in ("attention_probs_dropout_prob", "attention_dropout"):
+            if hasattr(cfg, name):
+                setattr(cfg, name, attention)
+    if hidden is not None:
+        for name in ("hidden_dropout_prob", "hidden_dropout", "dropout"):
+            if hasattr(cfg, name):
+                setattr(cfg, name, hidden)
+
+
+def _has_pooler(cfg) -> bool:
+    return getattr(cfg, "model_type", "") in {"bert", "roberta", "xlm-roberta", "camembert"}

@@ -1,0 +1,191 @@
+"""Extraction post-processing: entities from CRF paths, marginal confidence, regex validation, offsets.
+
+Text goes through the identification module first (:func:`tinysec.ner.identify.normalize`), is
+split into words (:func:`tinysec.ner.tokenize.word_spans`) and tagged; the entities found in the
+normalised text are then
+
+1. scored: an entity's confidence is the mean, over its words, of the CRF marginal probability
+   (forward-backward) of the tag the Viterbi path gave that word;
+2. thresholded: below ``threshold`` (the study's 0.85) the entity is dropped, or kept with
+   ``flagged: true`` when ``low_confidence == "flag"``;
+3. validated: an entity whose type has patterns (``type_patterns``) must match one of them,
+   else it is dropped however confident it is;
+4. mapped back to its character span in the original text through the normaliser's offset map.
+
+Entities follow strict IOB2: an entity starts at ``B-X`` and extends over the ``I-X`` that
+follow; an ``I-X`` with no ``B-X`` before it starts nothing (as seqeval's strict mode).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
+IPV4 = re.compile(rf"^(?:{_OCTET}\.){{3}}{_OCTET}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DOMAIN = re.compile(rf"^(?=.{{4,253}}\.?$)(?:{_LABEL}\.)+[A-Za-z][A-Za-z0-9-]{{0,61}}[A-Za-z0-9]\.?$")
+_IPV6_CHARS = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
+URL = re.compile(rf"^(?:https?|ftp)://(?:{_LABEL}\.)*{_LABEL}(?::\d{{1,5}})?(?:[/?#]\S*)?$|"
+                 rf"^(?:https?|ftp)://\[[0-9A-Fa-f:.]+\](?::\d{{1,5}})?(?:[/?#]\S*)?$")
+VERSION = re.compile(r"^[vV]?\d+(?:\.\d+)*(?:[-_.+~]?[A-Za-z0-9]+)*$")
+
+
+def is_ipv6(text: str) -> bool:
+    """IPv6 address: a character-class regex, then the exact grammar via :mod:`ipaddress`."""
+    if not _IPV6_CHARS.match(text) or ":" not in text:
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+PATTERNS: dict[str, Callable[[str], bool]] = {
+    "ipv4": lambda t: bool(IPV4.match(t)),
+    "ipv6": is_ipv6,
+    "domain": lambda t: bool(DOMAIN.match(t)),
+    "url": lambda t: bool(URL.match(t)),
+    "version": lambda t: bool(VERSION.match(t)),
+}
+
+DEFAULT_TYPE_PATTERNS = {"IP": ["ipv4", "ipv6"], "DOMAIN": ["domain"], "URL": ["url"], "VERSION": ["version"]}
+
+
+def validate(text: str, type_: str, type_patterns: dict[str, list[str]] | None = None) -> bool:
+    """True when ``type_`` has no pattern or ``text`` matches one of its patterns."""
+    names = (DEFAULT_TYPE_PATTERNS if type_patterns is None else type_patterns).get(type_)
+    if not names:
+        return True
+    unknown = [n for n in names if n not in PATTERNS]
+    if unknown:
+        raise ValueError(f"unknown regex pattern(s) {unknown} for type {type_}; choose from {sorted(PATTERNS)}")
+    return any(PATTERNS[n](text) for n in names)
+
+
+@dataclass
+class Entity:
+    """One extracted entity: ``[start, end)`` in the original text, type, text, confidence."""
+
+    start: int
+    end: int
+    type: str
+    text: str
+    confidence: float
+    flagged: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def path_entities(tags: list[str], probs: list[float]) -> list[tuple[int, int, str, float]]:
+    """Strict-IOB2 entities of a tag path as ``(first word, last word + 1, type, confidence)``."""
+    out = []
+    i = 0
+    while i < len(tags):
+        kind, _, typ = tags[i].partition("-")
+        if kind != "B":
+            i += 1
+            continue
+        j = i + 1
+        while j < len(tags) and tags[j] == f"I-{typ}":
+            j += 1
+        out.append((i, j, typ, sum(probs[i:j]) / (j - i)))
+        i = j
+    return out
+
+
+@dataclass
+class PostprocessSettings:
+    threshold: float = 0.85
+    low_confidence: str = "drop"   # drop | flag
+    type_patterns: dict | None = None
+
+    def __post_init__(self):
+        if self.low_confidence not in ("drop", "flag"):
+            raise ValueError(f"low_confidence must be 'drop' or 'flag', got {self.low_confidence!r}")
+
+
+def select_entities(text: str, words: list[tuple[int, int]], tags: list[str], probs: list[float],
+                    settings: PostprocessSettings) -> tuple[list[Entity], list[dict]]:
+    """Entities of one tagged text (spans in ``text``), after the confidence and regex filters.
+
+    Returns ``(kept, rejected)``; each rejected item is the entity dict plus ``reason``.
+    """
+    kept, rejected = [], []
+    for a, b, typ, conf in path_entities(tags, probs):
+        start, end = words[a][0], words[b - 1][1]
+        ent = Entity(start, end, typ, text[start:end], round(conf, 4))
+        if not validate(ent.text, typ, settings.type_patterns):
+            rejected.append({**ent.as_dict(), "reason": "regex"})
+        elif conf < settings.threshold:
+            if settings.low_confidence == "flag":
+                ent.flagged = True
+                kept.append(ent)
+            else:
+                rejected.append({**ent.as_dict(), "reason": "confidence"})
+        else:
+            kept.append(ent)
+    return kept, rejected
+
+
+class Tagger:
+    """Text in, entities out: identification (normalise), words, encoder+CRF, post-processing."""
+
+    def __init__(self, model_dir, settings: PostprocessSettings | None = None, normalize: bool = True,
+                 device: str = "cpu", batch_size: int = 32, max_length: int | None = None):
+        from .model import EncoderCRFTagger
+
+        self.model, self.tokenizer, self.meta = EncoderCRFTagger.load(model_dir, device=device)
+        self.settings = settings or PostprocessSettings()
+        self.normalize, self.device, self.batch_size = normalize, device, batch_size
+        self.max_length = max_length or int(self.meta.get("max_length", 256))
+
+    def tag(self, texts: list[str], progress: bool = False) -> list[dict]:
+        """Per text: ``{"entities": [...], "rejected": [...]}`` with spans in the original text."""
+        from tqdm.auto import tqdm
+
+        from .identify import normalize
+        from .model import encode_words
+        from .tokenize import word_spans
+
+        prepared = []
+        for text in texts:
+            norm = normalize(text) if self.normalize else None
+            ntext = norm.text if norm is not None else text
+            words = word_spans(ntext)
+            prepared.append((text, norm, ntext, words))
+        results: list[dict] = [None] * len(texts)  # type: ignore[list-item]
+        order = sorted(range(len(texts)), key=lambda i: len(prepared[i][3]))  # length-sorted batches
+        starts = range(0, len(order), self.batch_size)
+        for s in tqdm(starts, desc="tag", disable=not progress, mininterval=5):
+            idx = order[s:s + self.batch_size]
+            batch = encode_words(self.tokenizer, [[p[2][a:b] for a, b in p[3]] for p in (prepared[i] for i in idx)],
+                                 self.max_length).to(self.device)
+            paths, probs = self.model.predict(batch)
+            for k, i in enumerate(idx):
+                text, norm, ntext, words = prepared[i]
+                n = min(len(words), len(paths[k]))
+                tags = [self.model.labels[t] for t in paths[k][:n]]
+                kept, rejected = select_entities(ntext, words[:n], tags, probs[k][:n], self.settings)
+                results[i] = {"entities": [self._to_original(e, text, norm).as_dict() for e in kept],
+                              "rejected": [self._reject_to_original(r, text, norm) for r in rejected],
+                              "n_words": len(words), "n_tagged": n}
+        return results
+
+    @staticmethod
+    def _to_original(ent: Entity, text: str, norm) -> Entity:
+        if norm is None:
+            return ent
+        start, end = norm.original_span(ent.start, ent.end)
+        return Entity(start, end, ent.type, text[start:end], ent.confidence, ent.flagged)
+
+    @staticmethod
+    def _reject_to_original(rej: dict, text: str, norm) -> dict:
+        if norm is None:
+            return rej
+        start, end = norm.original_span(rej["start"], rej["end"])
+        return {**rej, "start": start, "end": end, "text": text[start:end]}

@@ -1,0 +1,314 @@
+"""Fine-tune the encoder+CRF tagger: clean baseline or robust (Algorithm 1 of the NER study).
+
+One training step on a mini-batch ``x`` of clean sentences (and, when adversarial samples are
+on, one perturbed variant ``x_adv`` of each sentence that has one):
+
+    L = alpha * L_clean(x) + beta * L_adv(x_adv) + lambda * KL(p_clean || p_adv)
+
+where ``L_*`` is token cross-entropy plus CRF negative log-likelihood and the KL term compares
+the clean and perturbed emission distributions at aligned words (``word_map`` of the variant;
+the clean side is the target and gets no gradient). Every component is a switch of
+:class:`TrainSettings`, which is how the ablation variants are built (:func:`variant_settings`).
+
+Full-parameter fine-tuning with AdamW, linear warm-up then linear decay, seeded; the head and
+CRF get their own (larger) learning rate because they start from random weights. bf16 autocast
+only on CUDA; fp32 on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..io import InputError, read_jsonl, write_json
+from .model import EncoderCRFTagger, encode_words, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+ABLATIONS = ("no-adv-samples", "no-adv-loss", "no-consistency", "no-grad-mask", "no-dropout")
+VARIANTS = ("baseline", "robust") + ABLATIONS
+
+
+@dataclass
+class TrainSettings:
+    """Hyper-parameters and robust-training switches of one tagger."""
+
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 2e-5
+    head_lr: float = 1e-3
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = 128
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    max_train_rows: int | None = None
+    # robust fine-tuning switches
+    adv_samples: bool = False           # use perturbed variants (train.adv.jsonl)
+    adv_loss: bool = True               # alpha/beta mixed loss; off = variants are plain extra data
+    alpha: float = 0.5
+    beta: float = 0.5
+    consistency: float = 0.0            # lambda of the KL term; 0 = off
+    grad_mask: bool = False
+    grad_mask_quantile: float = 0.99
+    grad_mask_momentum: float = 0.9
+    attention_dropout: float | None = None  # None = the encoder's own value (untuned)
+    hidden_dropout: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainSettings":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**d)
+
+
+def variant_settings(variant: str, ner_cfg: dict, seed: int = 0) -> dict:
+    """Training settings (a plain dict, for Snakemake ``params``) of a named variant.
+
+    ``baseline``: clean data, encoder's own dropout. ``robust``: every component of the
+    ``robust`` config block. ``no-<component>``: robust with that component removed.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown tagger variant {variant!r}; choose from {VARIANTS}")
+    base = dict(ner_cfg.get("train", {}), seed=seed)
+    if variant == "baseline":
+        return base
+    rob = ner_cfg.get("robust", {})
+    s = dict(base, adv_samples=True, adv_loss=True, alpha=rob.get("alpha", 0.5), beta=rob.get("beta", 0.5),
+             consistency=rob.get("consistency", 1.0), grad_mask=True,
+             grad_mask_quantile=rob.get("grad_mask_quantile", 0.99),
+             grad_mask_momentum=rob.get("grad_mask_momentum", 0.9),
+             attention_dropout=rob.get("attention_dropout", 0.15), hidden_dropout=rob.get("hidden_dropout", 0.15))
+    if variant == "no-adv-samples":
+        s.update(adv_samples=False, consistency=0.0)
+    elif variant == "no-adv-loss":
+        s.update(adv_loss=False)
+    elif variant == "no-consistency":
+        s.update(consistency=0.0)
+    elif variant == "no-grad-mask":
+        s.update(grad_mask=False)
+    elif variant == "no-dropout":
+        s.update(attention_dropout=None, hidden_dropout=None)
+    return s
+
+
+class GradientMasker:
+    """Gradient masking: element-wise clipping at a running quantile of each tensor's gradient magnitude.
+
+    For every parameter tensor ``p`` with gradient ``g`` at step ``t``::
+
+        q_t   = quantile_q(|g|)                      (q = ``quantile``, on <= 65,536 sampled entries)
+        tau_t = m * tau_{t-1} + (1 - m) * q_t         (tau_1 = q_1; m = ``momentum``)
+        g'    = sign(g) * min(|g|, tau_t)
+
+    So the coordinates whose gradient is unusually large compared with that tensor's recent
+    history (the high-sensitivity ones) are attenuated to the threshold; the rest pass unchanged.
+    Returns the share of entries clipped, for logging.
+    """
+
+    def __init__(self, params, quantile: float = 0.99, momentum: float = 0.9, sample: int = 65536, seed: int = 0):
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"grad_mask_quantile must be in (0, 1), got {quantile}")
+        self.params = [p for p in params if p.requires_grad]
+        self.quantile, self.momentum, self.sample = quantile, momentum, sample
+        self.tau: dict[int, torch.Tensor] = {}
+        self.gen = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def __call__(self) -> float:
+        clipped = total = 0
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            mag = p.grad.detach().abs().flatten()
+            if mag.numel() > self.sample:
+                idx = torch.randint(mag.numel(), (self.sample,), generator=self.gen).to(mag.device)
+                mag = mag[idx]
+            q = torch.quantile(mag.float(), self.quantile)
+            tau = q if i not in self.tau else self.momentum * self.tau[i] + (1 - self.momentum) * q
+            self.tau[i] = tau
+            over = p.grad.abs() > tau
+            clipped += int(over.sum())
+            total += over.numel()
+            p.grad.copy_(torch.where(over, p.grad.sign() * tau.to(p.grad.dtype), p.grad))
+        return clipped / max(total, 1)
+
+
+def consistency_kl(clean_em: torch.Tensor, adv_em: torch.Tensor, pairs: list[tuple[int, int, int]]) -> torch.Tensor:
+    """Mean KL(p_clean || p_adv) over aligned words ``(batch row, clean word, adv word)``; clean side detached."""
+    if not pairs:
+        return adv_em.new_zeros(())
+    b, ci, ai = (torch.tensor(x, device=adv_em.device) for x in zip(*pairs))
+    target = F.log_softmax(clean_em[b, ci].detach().float(), dim=-1)
+    pred = F.log_softmax(adv_em[b, ai].float(), dim=-1)
+    return F.kl_div(pred, target, log_target=True, reduction="batchmean")
+
+
+def load_rows(path: str | os.PathLike, label_ids: dict[str, int], adversarial: bool = False) -> list[dict]:
+    """Read a corpus JSONL and check tokens/tags; errors name the file, row and field."""
+    rows = read_jsonl(path, allow_empty=adversarial)
+    for i, row in enumerate(rows, start=1):
+        for key in ("id", "tokens", "tags") + (("orig_id", "word_map") if adversarial else ()):
+            if key not in row:
+                raise InputError(path, f"missing field '{key}'", row=i, field=key)
+        if len(row["tokens"]) != len(row["tags"]):
+            raise InputError(path, f"{len(row['tokens'])} tokens but {len(row['tags'])} tags", row=i, field="tags")
+        bad = [t for t in row["tags"] if t not in label_ids]
+        if bad:
+            raise InputError(path, f"unknown tag {bad[0]!r} (labels: {list(label_ids)})", row=i, field="tags")
+        if adversarial and len(row["word_map"]) != len(row["tokens"]):
+            raise InputError(path, "word_map must have one entry per token", row=i, field="word_map")
+    return rows
+
+
+def _tag_tensor(rows: list[dict], label_ids: dict[str, int], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width, dtype=torch.long)
+    for b, row in enumerate(rows):
+        ids = [label_ids[t] for t in row["tags"]][:width]
+        out[b, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak GPU memory (CUDA) or peak resident memory of this process (CPU), in MiB."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike, out_dir: str | os.PathLike,
+                 labels: list[str], settings: TrainSettings, adv_path: str | os.PathLike | None = None,
+                 device: str = "cpu", meta: dict | None = None) -> dict:
+    """Train one tagger and save it to ``out_dir`` (with ``train_metrics.json``); returns the metrics."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    s = settings
+    random.seed(s.seed)
+    torch.manual_seed(s.seed)
+    rng = random.Random(s.seed)
+    label_ids = {t: i for i, t in enumerate(labels)}
+    clean = load_rows(train_path, label_ids)
+    if s.max_train_rows:
+        clean = clean[: s.max_train_rows]
+    variants: dict[str, list[dict]] = {}
+    if s.adv_samples:
+        if adv_path is None:
+            raise ValueError("adv_samples is on but no adversarial training file was given")
+        clean_ids = {r["id"] for r in clean}
+        for row in load_rows(adv_path, label_ids, adversarial=True):
+            if row["orig_id"] in clean_ids:
+                variants.setdefault(row["orig_id"], []).append(row)
+    pool = list(clean)
+    if s.adv_samples and not s.adv_loss:  # variants as plain extra training data
+        pool += [v for vs in variants.values() for v in vs]
+    paired = s.adv_samples and (s.adv_loss or s.consistency > 0)
+
+    model = EncoderCRFTagger.from_encoder(encoder_path, labels, s.attention_dropout, s.hidden_dropout).to(device)
+    tokenizer = load_tokenizer(encoder_path)
+    head_params = list(model.head.parameters()) + list(model.crf.parameters())
+    head_ids = {id(p) for p in head_params}
+    enc_params = [p for p in model.parameters() if id(p) not in head_ids]
+    no_decay = [p for p in enc_params if p.ndim < 2]
+    decay = [p for p in enc_params if p.ndim >= 2]
+    optim = torch.optim.AdamW([
+        {"params": decay, "lr": s.lr, "weight_decay": s.weight_decay},
+        {"params": no_decay, "lr": s.lr, "weight_decay": 0.0},
+        {"params": head_params, "lr": s.head_lr, "weight_decay": 0.0},
+    ])
+    steps_per_epoch = math.ceil(len(pool) / s.batch_size)
+    total_steps = max(1, steps_per_epoch * s.epochs)
+    sched = get_linear_schedule_with_warmup(optim, int(s.warmup_ratio * total_steps), total_steps)
+    masker = GradientMasker(model.parameters(), s.grad_mask_quantile, s.grad_mask_momentum, seed=s.seed) \
+        if s.grad_mask else None
+    use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    def forward(rows):
+        batch = encode_words(tokenizer, [r["tokens"] for r in rows], s.max_length).to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            em = model.emissions(batch)
+        em = em.float()
+        tags = _tag_tensor(rows, label_ids, em.size(1)).to(device)
+        return batch, em, model.loss(em, tags, batch.word_mask)
+
+    model.train()
+    start = time.perf_counter()
+    n_tokens = n_words = 0
+    history = []
+    progress = tqdm(total=total_steps, desc=f"train {Path(out_dir).name}", mininterval=5)
+    for epoch in range(s.epochs):
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        for i in range(0, len(order), s.batch_size):
+            rows = [pool[j] for j in order[i:i + s.batch_size]]
+            batch, em, loss_clean = forward(rows)
+            n_tokens += int(batch.attention_mask.sum())
+            n_words += int(batch.word_mask.sum())
+            loss, parts = loss_clean, {"clean": float(loss_clean)}
+            if paired:
+                adv_rows, owners = [], []
+                for b, row in enumerate(rows):
+                    if row["id"] in variants and "orig_id" not in row:
+                        adv_rows.append(rng.choice(variants[row["id"]]))
+                        owners.append(b)
+                if adv_rows:
+                    abatch, aem, loss_adv = forward(adv_rows)
+                    n_tokens += int(abatch.attention_mask.sum())
+                    n_words += int(abatch.word_mask.sum())
+                    if s.adv_loss:
+                        loss = s.alpha * loss_clean + s.beta * loss_adv
+                        parts["adv"] = float(loss_adv)
+                    if s.consistency > 0:
+                        pairs = [(k, ci, ai) for k, (owner, arow) in enumerate(zip(owners, adv_rows))
+                                 for ai, ci in enumerate(arow["word_map"])
+                                 if ci >= 0 and ai < abatch.n_kept[k] and ci < batch.n_kept[owner]]
+                        kl = consistency_kl(em[owners], aem, pairs)
+                        loss = loss + s.consistency * kl
+                        parts["kl"] = float(kl)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            if masker is not None:
+                parts["masked_share"] = masker()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+            optim.step()
+            sched.step()
+            history.append({"epoch": epoch, "loss": float(loss), **parts})
+            progress.update(1)
+            progress.set_postfix(loss=f"{float(loss):.3f}")
+    progress.close()
+    seconds = time.perf_counter() - start
+    model.eval()
+    model.save(out_dir, tokenizer, {"max_length": s.max_length, "settings": dataclasses.asdict(s), **(meta or {})})
+    last = history[-steps_per_epoch:] if history else []
+    metrics = {
+        "seconds": round(seconds, 2),
+        "steps": len(history),
+        "epochs": s.epochs,
+        "train_sentences": len(clean),
+        "adversarial_variants": sum(len(v) for v in variants.values()),
+        "subword_tokens_seen": n_tokens,
+        "tokens_per_s": round(n_tokens / max(seconds, 1e-9), 1),
+        "words_per_s": round(n_words / max(seconds, 1e-9), 1),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "device": device,
+        "dtype": "bf16" if use_bf16 else "fp32",
+        "final_epoch_loss": round(sum(h["loss"] for h in last) / max(len(last), 1), 4),
+        "settings": dataclasses.asdict(s),
+    }
+    write_json(Path(out_dir) / "train_metrics.json", metrics)
+    log.info("trained %s in %.1fs (%d steps, %.0f tokens/s)", out_dir, seconds, len(history), metrics["tokens_per_s"])
+    return metrics
