@@ -1,0 +1,124 @@
+"""Battles of one pair of models: judge every item in both orders (A/B, then B/A), combine, cache.
+
+Rows of ``results/battles/{judge}/{a}__vs__{b}.jsonl``::
+
+    {id, instruction, input, model_a, model_b, answer_a, answer_b,
+     verdict_ab, verdict_ba, verdict, raw_ab, raw_ba}
+
+``verdict_ab`` is the verdict with a shown first, ``verdict_ba`` with b shown first, both in model
+terms (``model_a`` / ``model_b`` / ``tie`` / ``invalid``); ``verdict`` combines them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+
+from ..io import InputError, read_jsonl
+from .cache import JudgmentCache
+from .judges import Judge, Judgment
+from .prompt import PairTask
+from .verdict import INVALID, MODEL_A, MODEL_B, TIE, combine, to_models
+
+log = logging.getLogger(__name__)
+
+
+def _text(path, row_no: int, row: dict, field: str, required: bool = True) -> str:
+    value = row.get(field, "" if not required else None)
+    if value is None:
+        value = ""
+    if not isinstance(value, str) or (required and field in ("id", "instruction") and not value):
+        raise InputError(path, f"expected a non-empty string, got {value!r}" if required else
+                         f"expected a string, got {value!r}", row=row_no, field=field)
+    return value
+
+
+def read_answers(path: str | os.PathLike) -> dict[str, str]:
+    """``id -> answer`` of an answers file (``{id, instruction, input, answer, ...}``)."""
+    out: dict[str, str] = {}
+    for row_no, row in enumerate(read_jsonl(path), start=1):
+        rid = row.get("id")
+        if not isinstance(rid, (str, int)) or rid == "":
+            raise InputError(path, f"expected an item id, got {rid!r}", row=row_no, field="id")
+        answer = row.get("answer")
+        if not isinstance(answer, str):
+            raise InputError(path, f"expected a string answer, got {answer!r}", row=row_no, field="answer")
+        if str(rid) in out:
+            raise InputError(path, f"duplicate id {rid!r}", row=row_no, field="id")
+        out[str(rid)] = answer
+    return out
+
+
+def read_items(path: str | os.PathLike) -> list[dict]:
+    """Evaluation items ``{id, instruction, input, output}`` (``output`` is the reference answer)."""
+    items = []
+    for row_no, row in enumerate(read_jsonl(path), start=1):
+        rid = row.get("id")
+        if not isinstance(rid, (str, int)) or rid == "":
+            raise InputError(path, f"expected an item id, got {rid!r}", row=row_no, field="id")
+        items.append({"id": str(rid), "instruction": _text(path, row_no, row, "instruction"),
+                      "input": _text(path, row_no, row, "input", required=False),
+                      "output": _text(path, row_no, row, "output", required=False)})
+    return items
+
+
+def judge_pair(items: list[dict], answers_a: dict[str, str], answers_b: dict[str, str], name_a: str,
+               name_b: str, judge: Judge, cache: JudgmentCache) -> tuple[list[dict], dict[str, int]]:
+    """Battle rows for the items both models answered, and counts ``{cached, judged, errors}``.
+
+    Judgments already in ``cache`` are reused; new ones are stored, except failed calls."""
+    shared = [it for it in items if it["id"] in answers_a and it["id"] in answers_b]
+    if len(shared) < len(items):
+        log.warning("%s vs %s: %d of %d items lack an answer from one side and are skipped",
+                    name_a, name_b, len(items) - len(shared), len(items))
+    tasks, keys = [], []
+    for it in shared:
+        a, b = answers_a[it["id"]], answers_b[it["id"]]
+        for first, second in ((a, b), (b, a)):
+            task = PairTask(it["instruction"], it["input"], first, second, it["output"])
+            tasks.append(task)
+            keys.append(judge.key(task))
+    known = cache.get_many(keys)
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    log.info("%s vs %s: %d judgments, %d cached, %d to judge", name_a, name_b, len(keys), len(keys) - len(todo), len(todo))
+    fresh = judge.judge([tasks[i] for i in todo]) if todo else []
+    verdicts: dict[int, Judgment] = {i: Judgment(**known[k]) for i, k in enumerate(keys) if k in known}
+    verdicts.update(zip(todo, fresh))
+    cache.put_many({keys[i]: j.to_json() for i, j in zip(todo, fresh) if not j.error})
+    rows = []
+    for n, it in enumerate(shared):
+        ab, ba = verdicts[2 * n], verdicts[2 * n + 1]
+        v_ab, v_ba = to_models(ab.verdict, a_first=True), to_models(ba.verdict, a_first=False)
+        rows.append({"id": it["id"], "instruction": it["instruction"], "input": it["input"],
+                     "model_a": name_a, "model_b": name_b,
+                     "answer_a": answers_a[it["id"]], "answer_b": answers_b[it["id"]],
+                     "verdict_ab": v_ab, "verdict_ba": v_ba, "verdict": combine(v_ab, v_ba),
+                     "raw_ab": ab.raw, "raw_ba": ba.raw})
+    stats = {"cached": len(keys) - len(todo), "judged": len(todo), "errors": sum(j.error for j in fresh)}
+    return rows, stats
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Counts of one pair's (or a judge's) battles: outcomes, invalid, position flips.
+
+    ``flip_rate`` = share of battles with both orders valid whose two verdicts differ;
+    ``opposite_rate`` = share whose two verdicts name opposite winners."""
+    c = Counter(r["verdict"] for r in rows)
+    both = [r for r in rows if INVALID not in (r["verdict_ab"], r["verdict_ba"])]
+    flips = sum(r["verdict_ab"] != r["verdict_ba"] for r in both)
+    opposite = sum({r["verdict_ab"], r["verdict_ba"]} == {MODEL_A, MODEL_B} for r in both)
+    return {"battles": len(rows), "valid": len(rows) - c[INVALID], "invalid": c[INVALID],
+            "wins_a": c[MODEL_A], "wins_b": c[MODEL_B], "ties": c[TIE],
+            "flips": flips, "flip_rate": flips / len(both) if both else 0.0,
+            "opposite_rate": opposite / len(both) if both else 0.0,
+            "invalid_orders": sum((r["verdict_ab"] == INVALID) + (r["verdict_ba"] == INVALID) for r in rows)}
+
+
+def to_fastchat(rows: list[dict], judge: str) -> list[dict]:
+    """Valid battles in the FastChat/HackMentor shape (``model_a``, ``model_b``, ``win``), with the
+    item id, judge and answer lengths (words) as extra fields."""
+    return [{"model_a": r["model_a"], "model_b": r["model_b"], "win": r["verdict"], "question_id": r["id"],
+             "judge": judge, "answer_words_a": len(r["answer_a"].split()),
+             "answer_words_b": len(r["answer_b"].split())}
+            for r in rows if r["verdict"] != INVALID]

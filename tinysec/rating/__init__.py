@@ -1,0 +1,1 @@
+"""Ratings from pairwise battles: online Elo (file order and shuffled), Bradley-Terry with bootstrap CIs."""
