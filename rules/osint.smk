@@ -1,1 +1,89 @@
-# rules of the 'osint' section (see docs/DEVELOPING.md)
+# rules of the 'osint' section (see docs/DEVELOPING.md): DNS/WHOIS/Shodan/Nmap collectors into
+# one record format (tinysec/osint/record.py), the seeded synthetic corpus, records.jsonl and
+# its statistics table and figure.
+
+
+rule osint_collect:
+    output:
+        record="results/osint/raw/{source}/{target}.json",
+    params:
+        target=lambda wc: osint_target(wc.source, wc.target),
+        options=lambda wc: osint_options(wc.source),
+    log:
+        "logs/osint_collect/{source}/{target}.log",
+    benchmark:
+        "benchmarks/osint_collect/{source}/{target}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/osint_collect.py"
+
+
+rule osint_synthetic:
+    output:
+        records="results/osint/synthetic.jsonl",
+    params:
+        n_records=osint_conf().get("synthetic", {}).get("n_records", 0),
+        mix=osint_conf().get("synthetic", {}).get("mix", {}),
+        seed=osint_conf().get("synthetic", {}).get("seed") or config["seed"],
+        record_types=osint_conf().get("dns", {}).get("record_types", []),
+    log:
+        "logs/osint_synthetic/synthetic.log",
+    benchmark:
+        "benchmarks/osint_synthetic/synthetic.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/osint_synthetic.py"
+
+
+rule osint_records:
+    input:
+        collected=osint_collected_records,
+        synthetic=osint_synthetic_records,
+    output:
+        records="results/osint/records.jsonl",
+    log:
+        "logs/osint_records/records.log",
+    benchmark:
+        "benchmarks/osint_records/records.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/osint_records.py"
+
+
+rule osint_stats:
+    input:
+        records="results/osint/records.jsonl",
+    output:
+        csv="results/tables/osint_corpus.csv",
+        md=report(
+            "results/tables/osint_corpus.md",
+            category="NER study",
+            subcategory="OSINT corpus",
+            caption="../workflow/report/osint_corpus.rst",
+        ),
+        figure=report(
+            "results/figures/osint_entities.png",
+            category="NER study",
+            subcategory="OSINT corpus",
+            caption="../workflow/report/osint_entities.rst",
+        ),
+    params:
+        run_name=config["run_name"],
+    log:
+        "logs/osint_stats/stats.log",
+    benchmark:
+        "benchmarks/osint_stats/stats.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/osint_stats.py"
+
+
+if section_enabled("osint"):
+    register_targets(
+        "results/tables/osint_corpus.md",
+        "results/figures/osint_entities.png",
+    )
