@@ -78,6 +78,51 @@ HEAVY_THREADS = config["device"]["threads"]
 # ---------------------------------------------------------------- cti (issue 5)
 
 # ---------------------------------------------------------------- osint (issue 6)
+from tinysec.osint.targets import slug as osint_slug
+
+
+wildcard_constraints:
+    target=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def osint_conf():
+    return config.get("osint", {})
+
+
+def osint_targets(source):
+    """Targets of one collector (empty unless osint.collect is set)."""
+    conf = osint_conf()
+    if not conf.get("collect", False):
+        return []
+    return list(conf.get("targets", {}).get(source, []))
+
+
+def osint_target(source, target_slug):
+    """The configured target whose file name is `target_slug`."""
+    for target in osint_targets(source):
+        if osint_slug(target) == target_slug:
+            return target
+    raise ValueError(f"no osint.targets.{source} entry is written as '{target_slug}'")
+
+
+def osint_options(source):
+    """Settings of one collector (its params: a change reruns only that collector)."""
+    return dict(osint_conf().get(source, {}))
+
+
+def osint_collected_records(wildcards=None):
+    """Per-target record files of every enabled collector."""
+    return [
+        f"results/osint/raw/{source}/{osint_slug(t)}.json"
+        for source in ("dns", "whois", "shodan", "nmap")
+        for t in osint_targets(source)
+    ]
+
+
+def osint_synthetic_records(wildcards=None):
+    n = osint_conf().get("synthetic", {}).get("n_records", 0)
+    return ["results/osint/synthetic.jsonl"] if n > 0 else []
+
 
 # ---------------------------------------------------------------- ner_data (issue 7)
 
