@@ -1,1 +1,160 @@
-# rules of the 'ner_data' section (see docs/DEVELOPING.md)
+# rules of the 'ner_data' section (see docs/DEVELOPING.md): OSINT records -> NER corpus,
+# stratified splits, corpus statistics, perturbed test sets and adversarial training variants.
+
+
+rule ner_data_corpus:
+    input:
+        unpack(lambda wc: ner_data_llm_input("rephrase")),
+        records="results/osint/records.jsonl",
+    output:
+        train=f"{NER_DATA}/train.jsonl",
+        val=f"{NER_DATA}/val.jsonl",
+        test=f"{NER_DATA}/test.jsonl",
+        stats=f"{NER_DATA}/corpus_stats.json",
+    params:
+        types=config["ner_data"]["entity_types"],
+        seed=config["seed"],
+        templates=config["ner_data"]["templates"],
+        max_records=config["ner_data"]["max_records"],
+        split=config["ner_data"]["split"],
+        rephrase=config["ner_data"]["rephrase"],
+        llm_entry=lambda wc: (
+            model_entry(config["ner_data"]["rephrase"]["model"])
+            if config["ner_data"]["rephrase"]["enabled"]
+            else None
+        ),
+    log:
+        "logs/ner_data_corpus/corpus.log",
+    benchmark:
+        "benchmarks/ner_data_corpus/corpus.tsv"
+    threads: HEAVY_THREADS if config["ner_data"]["rephrase"]["enabled"] else 1
+    resources:
+        **(gpu_resources() if config["ner_data"]["rephrase"]["enabled"] else {}),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_data_corpus.py"
+
+
+rule ner_data_table:
+    input:
+        train=rules.ner_data_corpus.output.train,
+        val=rules.ner_data_corpus.output.val,
+        test=rules.ner_data_corpus.output.test,
+        stats=rules.ner_data_corpus.output.stats,
+    output:
+        csv=report(
+            "results/tables/ner_corpus.csv",
+            category="NER corpus",
+            caption="../workflow/report/ner_corpus.rst",
+        ),
+        md=report(
+            "results/tables/ner_corpus.md",
+            category="NER corpus",
+            caption="../workflow/report/ner_corpus.rst",
+        ),
+    params:
+        types=config["ner_data"]["entity_types"],
+        seed=config["seed"],
+        split=config["ner_data"]["split"],
+        run_name=config.get("run_name", "default"),
+    log:
+        "logs/ner_data_table/table.log",
+    benchmark:
+        "benchmarks/ner_data_table/table.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_data_table.py"
+
+
+rule ner_data_perturb:
+    input:
+        test=rules.ner_data_corpus.output.test,
+    output:
+        perturbed=f"{NER_DATA}/test.{{family}}.jsonl",
+    wildcard_constraints:
+        family="|".join(ner_perturb_families()) or "(?!x)x",
+    params:
+        operators=lambda wc: config["ner_data"]["perturb"]["families"][wc.family],
+        seed=config["seed"],
+        entity_prob=config["ner_data"]["perturb"]["entity_prob"],
+        char_rate=config["ner_data"]["perturb"]["char_rate"],
+    log:
+        "logs/ner_data_perturb/{family}.log",
+    benchmark:
+        "benchmarks/ner_data_perturb/{family}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_data_perturb.py"
+
+
+rule ner_data_paraphrase:
+    input:
+        unpack(lambda wc: ner_data_llm_input("paraphrase", always=True)),
+        test=rules.ner_data_corpus.output.test,
+        embedder=model_path(config["embedder"]),
+    output:
+        perturbed=f"{NER_DATA}/test.paraphrase.jsonl",
+        stats=f"{NER_DATA}/test.paraphrase.stats.json",
+    params:
+        paraphrase=config["ner_data"]["paraphrase"],
+        llm_entry=lambda wc: model_entry(config["ner_data"]["paraphrase"]["model"]),
+        seed=config["seed"],
+    log:
+        "logs/ner_data_paraphrase/test.log",
+    benchmark:
+        "benchmarks/ner_data_paraphrase/test.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_data_paraphrase.py"
+
+
+rule ner_data_adversarial:
+    input:
+        unpack(lambda wc: ner_data_llm_input("paraphrase")),
+        train=rules.ner_data_corpus.output.train,
+        embedder=lambda wc: (
+            model_path(config["embedder"])
+            if config["ner_data"]["paraphrase"]["enabled"]
+            else []
+        ),
+    output:
+        adv=f"{NER_DATA}/train.adv.jsonl",
+        stats=f"{NER_DATA}/train.adv.stats.json",
+    params:
+        families=config["ner_data"]["perturb"]["families"],
+        adv_families=config["ner_data"]["perturb"]["adv_families"],
+        copies=config["ner_data"]["perturb"]["adv_copies"],
+        entity_prob=config["ner_data"]["perturb"]["entity_prob"],
+        char_rate=config["ner_data"]["perturb"]["char_rate"],
+        seed=config["seed"],
+        paraphrase=config["ner_data"]["paraphrase"],
+        llm_entry=lambda wc: (
+            model_entry(config["ner_data"]["paraphrase"]["model"])
+            if config["ner_data"]["paraphrase"]["enabled"]
+            else None
+        ),
+    log:
+        "logs/ner_data_adversarial/train.log",
+    benchmark:
+        "benchmarks/ner_data_adversarial/train.tsv"
+    threads: HEAVY_THREADS if config["ner_data"]["paraphrase"]["enabled"] else 1
+    resources:
+        **(gpu_resources() if config["ner_data"]["paraphrase"]["enabled"] else {}),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_data_adversarial.py"
+
+
+if section_enabled("ner_data"):
+    register_targets(
+        rules.ner_data_table.output.csv,
+        rules.ner_data_table.output.md,
+    )

@@ -2,7 +2,7 @@
 ``OpenSSH_8.4p1`` as single words.
 
 A word is a run of word characters (letters, digits, ``_``, combining marks, invisible format
-characters such as zero-width spaces) joined by single inner connectors ``. / - : @ + ~ %``
+characters such as zero-width spaces) joined by single inner connectors ``. / - : @ + ~ %`` (or ``::`` as in IPv6)
 that are followed by another word character; every other non-space character is a word of
 its own. So ``example.com.`` -> ``example.com`` ``.``; ``(Ubuntu)`` -> ``(`` ``Ubuntu`` ``)``;
 ``[go0ogle.com](https://...)`` -> ``[`` ``go0ogle.com`` ``]`` ``(`` ...
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 _W = r"[^\W]|[\u0300-\u036f\u00ad\u200b-\u200d\u2060\ufeff]"
-_WORD = re.compile(rf"(?:{_W})+(?:[./\-:@+~%](?:{_W})+)*|[^\s\u200b-\u200d\u2060\ufeff\u00ad]")
+_WORD = re.compile(rf"(?:{_W})+(?:(?:::?|[./\-@+~%])(?:{_W})+)*|[^\s\u200b-\u200d\u2060\ufeff\u00ad]")
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
