@@ -125,5 +125,36 @@ def osint_synthetic_records(wildcards=None):
 
 
 # ---------------------------------------------------------------- ner_data (issue 7)
+NER_DATA = "results/ner/data"
+
+
+def ner_perturb_families():
+    """Label-preserving perturbation families (config ner_data.perturb.families)."""
+    return list(config["ner_data"]["perturb"]["families"])
+
+
+def ner_test_families():
+    """Every perturbed test set's family: the configured ones, plus 'paraphrase' when enabled."""
+    fams = ner_perturb_families()
+    if config["ner_data"]["paraphrase"]["enabled"]:
+        fams.append("paraphrase")
+    return fams
+
+
+def ner_test_sets():
+    """Paths of results/ner/data/test.{family}.jsonl for every test family."""
+    return [f"{NER_DATA}/test.{fam}.jsonl" for fam in ner_test_families()]
+
+
+def ner_data_llm_input(part, always=False):
+    """{'llm': weights folder} of the rephrase/paraphrase model when `part` is enabled (or
+    `always`) and the model is local (api: models need none)."""
+    cfg = config["ner_data"][part]
+    if not (cfg["enabled"] or always):
+        return {}
+    if not cfg["model"]:
+        raise ValueError(f"ner_data.{part}.enabled needs ner_data.{part}.model (a key in models)")
+    return {} if is_api_model(cfg["model"]) else {"llm": model_path(cfg["model"])}
+
 
 # ---------------------------------------------------------------- ner (issue 8)
