@@ -105,24 +105,29 @@ def fold_char(ch: str) -> str:
 
 
 def _fold_leet_token(tok: str) -> str:
-    """Fold leet digits of a host-like token: digits between letters, and in the TLD label."""
+    """Fold leet digits of a host-like token.
+
+    In each label, digits between letters are folded (``g00gle``); once a label has one such
+    digit, its other leet digits are folded too (``g00gl3`` -> ``google``). The TLD label is
+    folded when it starts with a letter (``c0m``). ``web1`` or ``ns-1828`` stay as they are.
+    """
     if _IPV4.match(tok):
         return tok
     labels = tok.split(".")
     out = []
     for li, label in enumerate(labels):
         chars = list(label)
-        is_tld = li == len(labels) - 1 and len(labels) > 1
+        is_tld = li == len(labels) - 1 and len(labels) > 1 and label[:1].isalpha()
+        sandwiched = []
         for i, c in enumerate(chars):
             if c not in LEET_FOLD:
-                continue
-            if is_tld and label[:1].isalpha():
-                chars[i] = LEET_FOLD[c]
                 continue
             left = next((x for x in reversed(chars[:i]) if not x.isdigit()), "")
             right = next((x for x in label[i + 1:] if not x.isdigit()), "")
             if left.isalpha() and right.isalpha():
-                chars[i] = LEET_FOLD[c]
+                sandwiched.append(i)
+        if is_tld or sandwiched:
+            chars = [LEET_FOLD.get(c, c) for c in chars]
         out.append("".join(chars))
     return ".".join(out)
 
@@ -146,8 +151,8 @@ def normalize(text: str, leet: bool = True) -> Normalized:
         # the first kept char's offset for the whole cluster
         first = start + next(i for i, c in enumerate(cluster) if c not in INVISIBLE)
         for ch in unicodedata.normalize("NFKC", visible):
-            if ch in INVISIBLE:
-                continue
+            if ch in INVISIBLE or (unicodedata.combining(ch) and chars and chars[-1].isascii()):
+                continue  # a diacritic left on a folded (ASCII) letter is stripped too
             chars.append(fold_char(ch))
             offsets.append(first)
     out = "".join(chars)
