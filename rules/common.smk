@@ -74,6 +74,71 @@ HEAVY_THREADS = config["device"]["threads"]
 # ---------------------------------------------------------------- instruct (issue 3)
 
 # ---------------------------------------------------------------- judge (issue 4)
+def judge_spec(name):
+    """Config entry of judge `name` (judge.judges.<name>)."""
+    try:
+        return config["judge"]["judges"][name]
+    except KeyError:
+        raise ValueError(f"judge '{name}' is not defined under judge.judges in the config") from None
+
+
+def judge_pairs():
+    """(a, b) contestant pairs to judge: fine-tuned vs each reference, then the tournament; each
+    unordered pair once."""
+    sel = config["judge"].get("pairs", {})
+    cands = []
+    if sel.get("references", True):
+        cands += [(f, r) for f in instruct_finetuned() for r in instruct_references()]
+    if sel.get("tournament", True):
+        names = list(instruct_contestants())
+        cands += [(x, y) for i, x in enumerate(names) for y in names[i + 1 :]]
+    pairs, seen = [], set()
+    for a, b in cands:
+        if a != b and frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            pairs.append((a, b))
+    return pairs
+
+
+def judge_answer_files(wildcards):
+    """Answer files of every contestant that appears in a judged pair."""
+    names = dict.fromkeys(m for pair in judge_pairs() for m in pair)
+    return [f"results/answers/{m}.jsonl" for m in names]
+
+
+def judge_api(wildcards):
+    """The `api` block (base_url, model, key_env: never the key) of an api judge's model, else {}."""
+    spec = judge_spec(wildcards.judge)
+    return model_entry(spec["model"]).get("api", {}) if spec["kind"] == "api" else {}
+
+
+def judge_vs_files(wildcards):
+    """Battles of every fine-tuned model against reference `opponent` (primary judge)."""
+    j = config["judge"]["judge"]
+    return [f"results/battles/{j}/{f}__vs__{wildcards.opponent}.jsonl" for f in instruct_finetuned()]
+
+
+def judge_resource(key):
+    """A judge file setting (prompt template): as given when it exists from the working
+    directory or is absolute, else relative to the repository (shipped resources/judge/)."""
+    path = config["judge"][key]
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    from tinysec.paths import REPO
+
+    return str(REPO / path)
+
+
+def judge_weights(wildcards):
+    """Weights folder a judge loads: the embedder (reference), its model (hf), none (api)."""
+    spec = judge_spec(wildcards.judge)
+    if spec["kind"] == "reference":
+        return [model_path(config["embedder"])]
+    if spec["kind"] == "hf":
+        return [model_path(spec["model"])]
+    return []
+
+
 
 # ---------------------------------------------------------------- cti (issue 5)
 

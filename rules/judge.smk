@@ -1,1 +1,152 @@
-# rules of the 'judge' section (see docs/DEVELOPING.md)
+# rules of the 'judge' section (see docs/DEVELOPING.md): pairwise battles judged in both orders,
+# FastChat-shaped exports, Elo / Bradley-Terry ratings, Tables 1-2 and 5, Figs. 3-6.
+
+JUDGE_NAME = config["judge"]["judge"]
+
+
+rule judge_battles:
+    input:
+        answers=judge_answer_files,
+        eval="results/data/instruct_eval.jsonl",
+        prompt=judge_resource("prompt"),
+        reask=judge_resource("reask_prompt"),
+        weights=judge_weights,
+    output:
+        pairs=[f"results/battles/{{judge}}/{a}__vs__{b}.jsonl" for a, b in judge_pairs()],
+        battles="results/battles/{judge}/battles.jsonl",
+        summary="results/battles/{judge}/summary.json",
+    params:
+        pairs=judge_pairs(),
+        spec=lambda wc: judge_spec(wc.judge),
+        api=judge_api,
+        embedder=config["embedder"],
+        cache=lambda wc: f"{config['judge']['cache_dir']}/{wc.judge}.sqlite",
+    log:
+        "logs/judge_battles/{judge}.log",
+    benchmark:
+        "benchmarks/judge_battles/{judge}.tsv"
+    threads: HEAVY_THREADS
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/judge_battles.py"
+
+
+rule elo_table:
+    input:
+        battles=f"results/battles/{JUDGE_NAME}/battles.jsonl",
+        summary=f"results/battles/{JUDGE_NAME}/summary.json",
+    output:
+        csv="results/tables/elo.csv",
+        md=report(
+            "results/tables/elo.md",
+            category="Small-LLM study",
+            subcategory="Ratings",
+            caption="../workflow/report/elo.rst",
+        ),
+    params:
+        judge=JUDGE_NAME,
+        elo=config["judge"]["elo"],
+        bt=config["judge"]["bt"],
+        ci=config["judge"]["ci"],
+        seed=config["seed"],
+    log:
+        "logs/elo_table/elo_table.log",
+    benchmark:
+        "benchmarks/elo_table/elo_table.tsv"
+    threads: 1
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/elo_table.py"
+
+
+rule vs_table:
+    input:
+        pairs=judge_vs_files,
+    output:
+        csv="results/tables/vs_{opponent}.csv",
+        md=report(
+            "results/tables/vs_{opponent}.md",
+            category="Small-LLM study",
+            subcategory="Against reference models",
+            caption="../workflow/report/vs_table.rst",
+        ),
+    params:
+        judge=JUDGE_NAME,
+    log:
+        "logs/vs_table/{opponent}.log",
+    benchmark:
+        "benchmarks/vs_table/{opponent}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/vs_table.py"
+
+
+rule win_rate_figure:
+    input:
+        ratings="results/tables/elo.csv",
+    output:
+        figure=report(
+            "results/figures/win_rate_predicted.png",
+            category="Small-LLM study",
+            subcategory="Ratings",
+            caption="../workflow/report/win_rate.rst",
+        ),
+    params:
+        scale=config["judge"]["elo"]["scale"],
+        base=config["judge"]["elo"]["base"],
+    log:
+        "logs/win_rate_figure/win_rate_figure.log",
+    benchmark:
+        "benchmarks/win_rate_figure/win_rate_figure.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/win_rate_figure.py"
+
+
+rule battle_count_figures:
+    input:
+        battles=f"results/battles/{JUDGE_NAME}/battles.jsonl",
+    output:
+        counts=report(
+            "results/figures/battle_counts.png",
+            category="Small-LLM study",
+            subcategory="Battle counts",
+            caption="../workflow/report/battle_counts.rst",
+        ),
+        no_ties=report(
+            "results/figures/battle_counts_no_ties.png",
+            category="Small-LLM study",
+            subcategory="Battle counts",
+            caption="../workflow/report/battle_counts.rst",
+        ),
+        ties=report(
+            "results/figures/battle_counts_ties.png",
+            category="Small-LLM study",
+            subcategory="Battle counts",
+            caption="../workflow/report/battle_counts.rst",
+        ),
+    params:
+        judge=JUDGE_NAME,
+    log:
+        "logs/battle_count_figures/battle_count_figures.log",
+    benchmark:
+        "benchmarks/battle_count_figures/battle_count_figures.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/battle_count_figures.py"
+
+
+if section_enabled("judge") and judge_pairs():
+    register_targets(
+        "results/tables/elo.md",
+        "results/figures/win_rate_predicted.png",
+        "results/figures/battle_counts.png",
+        "results/figures/battle_counts_no_ties.png",
+        "results/figures/battle_counts_ties.png",
+        *(f"results/tables/vs_{r}.md" for r in instruct_references() if instruct_finetuned()),
+    )

@@ -1,4 +1,4 @@
-"""Battles of one pair of models: judge every item in both orders (A/B, then B/A), combine, cache.
+"""Battles of pairs of models: judge every item in both orders (A/B, then B/A), combine, cache.
 
 Rows of ``results/battles/{judge}/{a}__vs__{b}.jsonl``::
 
@@ -63,40 +63,44 @@ def read_items(path: str | os.PathLike) -> list[dict]:
     return items
 
 
-def judge_pair(items: list[dict], answers_a: dict[str, str], answers_b: dict[str, str], name_a: str,
-               name_b: str, judge: Judge, cache: JudgmentCache) -> tuple[list[dict], dict[str, int]]:
-    """Battle rows for the items both models answered, and counts ``{cached, judged, errors}``.
+def judge_pairs(items: list[dict], answers: dict[str, dict[str, str]], pairs: list[tuple[str, str]],
+                judge: Judge, cache: JudgmentCache) -> tuple[dict[tuple[str, str], list[dict]], dict[str, int]]:
+    """Battle rows of every pair ``(a, b)`` over the items both models answered, and counts
+    ``{judgments, cached, judged, errors}``.
 
-    Judgments already in ``cache`` are reused; new ones are stored, except failed calls."""
-    shared = [it for it in items if it["id"] in answers_a and it["id"] in answers_b]
-    if len(shared) < len(items):
-        log.warning("%s vs %s: %d of %d items lack an answer from one side and are skipped",
-                    name_a, name_b, len(items) - len(shared), len(items))
-    tasks, keys = [], []
-    for it in shared:
-        a, b = answers_a[it["id"]], answers_b[it["id"]]
-        for first, second in ((a, b), (b, a)):
-            task = PairTask(it["instruction"], it["input"], first, second, it["output"])
-            tasks.append(task)
-            keys.append(judge.key(task))
+    All judgments missing from ``cache`` go to the judge in one batch (one model load, one pool of
+    API calls); new ones are stored, except failed calls."""
+    plan, tasks, keys = [], [], []
+    for a, b in pairs:
+        ans_a, ans_b = answers[a], answers[b]
+        shared = [it for it in items if it["id"] in ans_a and it["id"] in ans_b]
+        if len(shared) < len(items):
+            log.warning("%s vs %s: %d of %d items lack an answer from one side and are skipped",
+                        a, b, len(items) - len(shared), len(items))
+        for it in shared:
+            plan.append((a, b, it, len(tasks)))
+            for first, second in ((ans_a[it["id"]], ans_b[it["id"]]), (ans_b[it["id"]], ans_a[it["id"]])):
+                task = PairTask(it["instruction"], it["input"], first, second, it["output"])
+                tasks.append(task)
+                keys.append(judge.key(task))
     known = cache.get_many(keys)
     todo = [i for i, k in enumerate(keys) if k not in known]
-    log.info("%s vs %s: %d judgments, %d cached, %d to judge", name_a, name_b, len(keys), len(keys) - len(todo), len(todo))
+    log.info("%d pairs, %d judgments: %d cached, %d to judge", len(pairs), len(keys), len(keys) - len(todo), len(todo))
     fresh = judge.judge([tasks[i] for i in todo]) if todo else []
     verdicts: dict[int, Judgment] = {i: Judgment(**known[k]) for i, k in enumerate(keys) if k in known}
     verdicts.update(zip(todo, fresh))
     cache.put_many({keys[i]: j.to_json() for i, j in zip(todo, fresh) if not j.error})
-    rows = []
-    for n, it in enumerate(shared):
-        ab, ba = verdicts[2 * n], verdicts[2 * n + 1]
+    out: dict[tuple[str, str], list[dict]] = {pair: [] for pair in pairs}
+    for a, b, it, t in plan:
+        ab, ba = verdicts[t], verdicts[t + 1]
         v_ab, v_ba = to_models(ab.verdict, a_first=True), to_models(ba.verdict, a_first=False)
-        rows.append({"id": it["id"], "instruction": it["instruction"], "input": it["input"],
-                     "model_a": name_a, "model_b": name_b,
-                     "answer_a": answers_a[it["id"]], "answer_b": answers_b[it["id"]],
-                     "verdict_ab": v_ab, "verdict_ba": v_ba, "verdict": combine(v_ab, v_ba),
-                     "raw_ab": ab.raw, "raw_ba": ba.raw})
-    stats = {"cached": len(keys) - len(todo), "judged": len(todo), "errors": sum(j.error for j in fresh)}
-    return rows, stats
+        out[(a, b)].append({"id": it["id"], "instruction": it["instruction"], "input": it["input"],
+                            "model_a": a, "model_b": b, "answer_a": answers[a][it["id"]],
+                            "answer_b": answers[b][it["id"]], "verdict_ab": v_ab, "verdict_ba": v_ba,
+                            "verdict": combine(v_ab, v_ba), "raw_ab": ab.raw, "raw_ba": ba.raw})
+    stats = {"judgments": len(keys), "cached": len(keys) - len(todo), "judged": len(todo),
+             "errors": sum(j.error for j in fresh)}
+    return out, stats
 
 
 def summarize(rows: list[dict]) -> dict:
