@@ -81,7 +81,8 @@ def answers_of(response: dns.message.Message | None) -> list[dict]:
 
 
 def build_record(domain: str, results: list[tuple[str, dns.message.Message | None, str | None, int]],
-                 server: str, port: int, nameserver_label: str | None, **record_kwargs) -> dict:
+                 server: str, port: int, nameserver_label: str | None, tool_version: str = TOOL_VERSION,
+                 **record_kwargs) -> dict:
     """Record from ``(rdtype, response, error, elapsed_ms)`` per record type."""
     raw_parts, answers, status = [], [], {}
     for rdtype, response, error, elapsed in results:
@@ -89,7 +90,7 @@ def build_record(domain: str, results: list[tuple[str, dns.message.Message | Non
         raw_parts.append(dig_text(domain, rdtype, response, status[rdtype], server, port, elapsed))
         answers += answers_of(response)
     parsed = {"domain": domain, "nameserver": nameserver_label, "answers": answers, "status": status}
-    return make_record("dns", domain, "\n".join(raw_parts), parsed, tool_version=TOOL_VERSION,
+    return make_record("dns", domain, "\n".join(raw_parts), parsed, tool_version=tool_version,
                        **record_kwargs)
 
 

@@ -113,7 +113,7 @@ class Generator:
                     ttl = r.choice((60, 300, 3600, 86400))
                     response.answer.append(dns.rrset.from_text(domain + ".", ttl, "IN", rdtype, *values))
             results.append((rdtype, response, None, r.randrange(4, 120)))
-        return build_dns_record(domain, results, server, 53, None, synthetic=True,
+        return build_dns_record(domain, results, server, 53, None, tool_version="synthetic", synthetic=True,
                                 collected_at=self.iso(self.time()), record_id_=f"syn-dns-{n:06d}")
 
     def _dns_values(self, rdtype: str, domain: str, ns_hosts: list[str]) -> list[str]:
