@@ -34,9 +34,15 @@ def bio_labels(types: Iterable[str]) -> list[str]:
 
 
 def check_spans(text: str, spans: Sequence[dict], where: str = "<sample>", row: int | None = None,
-                types: Iterable[str] | None = None) -> None:
-    """Raise :class:`InputError` naming ``where``/``row`` when a span does not match the text."""
+                types: Iterable[str] | None = None, words: Sequence[tuple[int, int]] | None = None) -> None:
+    """Raise :class:`InputError` naming ``where``/``row`` when a span does not match the text.
+
+    With ``words`` (word spans of ``text``), a span must also start and end on word boundaries,
+    so its word-level BIO tags describe exactly it.
+    """
     allowed = set(types) if types is not None else None
+    starts = {a for a, _ in words} if words is not None else None
+    ends = {b for _, b in words} if words is not None else None
     prev_end = -1
     for i, sp in enumerate(sorted(spans, key=lambda s: (s["start"], s["end"]))):
         start, end = sp.get("start"), sp.get("end")
@@ -48,6 +54,9 @@ def check_spans(text: str, spans: Sequence[dict], where: str = "<sample>", row: 
         if allowed is not None and sp.get("type") not in allowed:
             raise InputError(where, f"span type {sp.get('type')!r} is not one of {sorted(allowed)}",
                              row=row, field="spans")
+        if starts is not None and (start not in starts or end not in ends):
+            raise InputError(where, f"span {start}:{end} {text[start:end]!r} does not start and end on word "
+                             "boundaries", row=row, field="spans")
         if start < prev_end:
             raise InputError(where, f"span {start}:{end} overlaps the previous span", row=row, field="spans")
         prev_end = end

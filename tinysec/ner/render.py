@@ -24,6 +24,7 @@ from ..io import InputError
 from ..paths import resource
 from .identify import classify_context
 from .labels import check_spans
+from .tokenize import word_spans
 
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -269,7 +270,7 @@ def render_record(rec: dict, types: Iterable[str], seed: int = 0, templates: dic
             mentions += 1
     text = b.text
     try:
-        check_spans(text, b.spans, where=where, row=row, types=types)
+        check_spans(text, b.spans, where=where, row=row, types=types, words=word_spans(text))
     except InputError as exc:
         raise InputError(where, f"record {rec['id']!r}: {exc}", row=row, field="gold_entities") from None
     return Rendered(text, b.spans, context, used, mentions)
