@@ -25,7 +25,11 @@ rule osint_synthetic:
     params:
         n_records=osint_conf().get("synthetic", {}).get("n_records", 0),
         mix=osint_conf().get("synthetic", {}).get("mix", {}),
-        seed=osint_conf().get("synthetic", {}).get("seed") or config["seed"],
+        seed=(
+            config["seed"]
+            if osint_conf().get("synthetic", {}).get("seed") is None
+            else osint_conf()["synthetic"]["seed"]
+        ),
         record_types=osint_conf().get("dns", {}).get("record_types", []),
     log:
         "logs/osint_synthetic/synthetic.log",

@@ -1,7 +1,8 @@
 """The OSINT record: one tool answer about one target, collected or synthetic.
 
 Every collector (dns, whois, shodan, nmap) and the offline sample generator write this format.
-Collected records go one per file to ``results/osint/raw/{source}/{target}.json``; all records,
+Collected records go one per file to ``results/osint/raw/{source}/{target}.json`` (``{target}`` is
+:func:`tinysec.osint.targets.slug` of the target: the target itself when it is file-name safe); all records,
 collected or synthetic, go one per line to ``results/osint/records.jsonl`` (read by the NER corpus).
 
 Record fields
@@ -29,7 +30,7 @@ dns::
 
     {"domain": str, "nameserver": str | None,            # "ip:port" when set in the config
      "answers": [{"name": str, "ttl": int, "rdclass": "IN", "rdtype": "A", "value": str}],
-     "status": {"A": "NOERROR" | "NXDOMAIN" | "NOANSWER" | "TIMEOUT" | "NONAMESERVERS" | "ERROR", ...}}
+     "status": {"A": "NOERROR" | "NXDOMAIN" | "NOANSWER" | "TIMEOUT" | "SERVFAIL" | ... | "ERROR: <exception>"}}
 
 whois::
 
