@@ -30,7 +30,6 @@ import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -415,7 +414,8 @@ def run_job(spec: Mapping[str, Any], gpus_per_job: int = 0) -> dict[str, Any]:
     """Run one fine-tuning job described by ``spec`` and write its metrics.
 
     ``spec`` keys: ``model_dir``, ``train_file`` (JSONL of records) or ``records``, ``out_dir``,
-    ``metrics_file``, ``hparams``, ``prompt``, ``checkpoint_dir``, optional ``device``.
+    ``metrics_file``, ``hparams``, ``prompt``, ``checkpoint_dir``, optional ``device`` and
+    ``log_file`` (where the relaunched processes log).
     With ``gpus_per_job > 1`` and that many GPUs free, the job is re-run through
     ``accelerate launch --num_processes N -m tinysec.models.train <spec.json>``.
     """
@@ -424,13 +424,12 @@ def run_job(spec: Mapping[str, Any], gpus_per_job: int = 0) -> dict[str, Any]:
 
     with claim_gpus(gpus_per_job) as ids:
         if len(ids) > 1 and not _in_distributed_launch():
-            from ..gpu import accelerate_command
+            from ..gpu import launch_command, run_launch
 
             spec_file = Path(spec["metrics_file"]).with_suffix(".spec.json")
             write_json(spec_file, dict(spec))
-            cmd = accelerate_command(len(ids), ["-m", "tinysec.models.train", str(spec_file)])
-            log.info("relaunching on %d GPUs: %s", len(ids), " ".join(cmd))
-            subprocess.run(cmd, check=True)
+            run_launch(launch_command("tinysec.models.train", [str(spec_file)], num_processes=len(ids),
+                                      mixed_precision="no"), log_file=spec.get("log_file"))
             spec_file.unlink(missing_ok=True)
             return read_json(spec["metrics_file"])
         records = spec.get("records") or read_jsonl(spec["train_file"])
