@@ -72,6 +72,93 @@ def gpu_resources():
 HEAVY_THREADS = config["device"]["threads"]
 
 # ---------------------------------------------------------------- instruct (issue 3)
+def instruct_config():
+    """The `instruct` config section (defaults filled by the schema)."""
+    return config.get("instruct", {})
+
+
+def instruct_base_models():
+    """Base models that answer as they are and get fine-tuned."""
+    return list(instruct_config().get("models", []))
+
+
+def instruct_finetuned():
+    """Fine-tuned contestants: `<model>-<method>` for every base model and method."""
+    cfg = instruct_config()
+    return [f"{m}-{meth}" for m in cfg.get("models", []) for meth in cfg.get("methods", [])]
+
+
+def instruct_references():
+    """Reference opponents (not fine-tuned; local models or api: models)."""
+    return list(instruct_config().get("references", []))
+
+
+def instruct_contestants():
+    """Every contestant with a results/answers/{contestant}.jsonl file."""
+    return instruct_base_models() + instruct_finetuned() + instruct_references()
+
+
+def instruct_answer_files(wildcards=None):
+    return [f"results/answers/{c}.jsonl" for c in instruct_contestants()]
+
+
+def instruct_local_answerers():
+    """Contestants answering with local weights as they are (base models, local references)."""
+    names = instruct_base_models() + [
+        r for r in instruct_references() if not is_api_model(r)
+    ]
+    return list(dict.fromkeys(names))
+
+
+def instruct_api_answerers():
+    return [r for r in instruct_references() if is_api_model(r)]
+
+
+def instruct_data_entries(role):
+    """Configured train or eval data files (role 'train' or 'eval')."""
+    data = instruct_config().get("data", {})
+    if data.get("source", "attack") != "files":
+        return []
+    return list(data.get(f"{role}_files", []))
+
+
+def instruct_data_entry(name):
+    for e in instruct_data_entries("train") + instruct_data_entries("eval"):
+        if e["name"] == name:
+            return e
+    raise ValueError(f"no instruct data file named '{name}' in the config")
+
+
+def instruct_data_inputs(role):
+    return [f"results/data/downloads/{e['name']}" for e in instruct_data_entries(role)]
+
+
+def instruct_prompt(name):
+    """Prompt settings of model `name` (its chat_template choice + instruct.prompt)."""
+    p = instruct_config().get("prompt", {})
+    out = {"chat_template": model_entry(name).get("chat_template", "auto"),
+           "system": p.get("system")}
+    if p.get("template"):
+        out["template"] = p["template"]
+    return out
+
+
+def instruct_hparams(model, method):
+    """Hyperparameter dict of tinysec.models.train for one fine-tuning job."""
+    cfg = instruct_config()
+    hp = dict(cfg.get("train", {}))
+    full_lr = hp.pop("full_lr", None)
+    if method == "full" and full_lr:
+        hp["lr"] = full_lr
+    lora = dict(cfg.get("lora", {}))
+    targets = lora.pop("target_modules", {}) or {}
+    family = model_entry(model).get("family", "llama")
+    from tinysec.models.train import lora_target_modules
+
+    lora["target_modules"] = lora_target_modules(family, targets) if method == "lora" else []
+    hp.update(method=method, lora=lora, seed=config.get("seed", 0))
+    return hp
+
 
 # ---------------------------------------------------------------- judge (issue 4)
 def judge_spec(name):
