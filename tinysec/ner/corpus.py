@@ -14,7 +14,6 @@ import random
 from collections import Counter, defaultdict
 from typing import Iterable, Mapping, Sequence
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from ..io import InputError
@@ -117,7 +116,7 @@ def perturb_rows(samples: Sequence[dict], family: str, operators: Sequence[str],
         p = perturb_sample(s["text"], s["spans"], operators, rng, entity_prob=entity_prob, char_rate=char_rate)
         row = {"id": f"{s['id']}~{family}" + (f"~{copy}" if copy else ""), "orig_id": s["id"],
                "family": family, "source": s["source"], "context": s["context"], "text": p.text,
-               "tokens": [p.text[a:b] for a, b in word_spans(p.text)], "tags": p.tags, "spans": p.spans,
+               "tokens": [p.text[a:b] for a, b in p.words], "tags": p.tags, "spans": p.spans,
                "synthetic": s["synthetic"], "operators": p.operators}
         if with_word_map:
             row["word_map"] = p.word_map
@@ -141,8 +140,10 @@ def adversarial_rows(train: Sequence[dict], families: Mapping[str, Sequence[str]
 
 
 # ---------------------------------------------------------------- statistics
-def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]) -> pd.DataFrame:
-    """Samples, tokens and entities per type, per source (and all), with the IP+ORG share."""
+def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]):
+    """Samples, tokens and entities per type, per source (and all), with the IP+ORG share (a DataFrame)."""
+    import pandas as pd
+
     rows = []
     all_samples = [(name, s) for name in SPLITS for s in splits.get(name, [])]
     sources = sorted({s["source"] for _, s in all_samples})
@@ -162,7 +163,7 @@ def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]) -> 
     return pd.DataFrame(rows)
 
 
-def table_caption(df: pd.DataFrame, types: Sequence[str], run_name: str, seed: int,
+def table_caption(df, types: Sequence[str], run_name: str, seed: int,
                   fractions: Mapping[str, float], rephrase_note: str = "") -> str:
     """Caption of the corpus table; says 'synthetic' when (part of) the corpus is synthetic."""
     total = df[df.source == "all"].iloc[0] if len(df) else None

@@ -8,6 +8,7 @@ covers the most of its characters (ties: the earlier span); the first word of a 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 
 from ..io import InputError
@@ -67,14 +68,16 @@ def spans_to_bio(text: str, spans: Sequence[dict], words: Sequence[tuple[int, in
     words = word_spans(text) if words is None else words
     tags = ["O"] * len(words)
     owner: list[int | None] = [None] * len(words)
+    best = [0] * len(words)
+    ends = [e for _, e in words]
     for si, sp in enumerate(spans):
-        for wi, (ws, we) in enumerate(words):
+        wi = bisect.bisect_right(ends, sp["start"])  # first word ending after the span starts
+        while wi < len(words) and words[wi][0] < sp["end"]:
+            ws, we = words[wi]
             overlap = min(we, sp["end"]) - max(ws, sp["start"])
-            if overlap <= 0:
-                continue
-            cur = owner[wi]
-            if cur is None or overlap > min(we, spans[cur]["end"]) - max(ws, spans[cur]["start"]):
-                owner[wi] = si
+            if overlap > best[wi]:
+                owner[wi], best[wi] = si, overlap
+            wi += 1
     prev = None
     for wi, si in enumerate(owner):
         if si is not None:

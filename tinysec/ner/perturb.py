@@ -50,6 +50,7 @@ class Perturbed:
     word_map: list[int]
     origin: list[int] = field(repr=False)
     operators: list[str] = field(default_factory=list)
+    words: list[tuple[int, int]] = field(default_factory=list, repr=False)
 
 
 def _identity(text: str) -> list[tuple[str, int]]:
@@ -118,17 +119,24 @@ def op_homoglyph(text: str, rng: random.Random, rate: float = 0.5) -> EntityEdit
     return EntityEdit([(rng.choice(table[c]) if i in keep else c, i) for i, c in enumerate(text)])
 
 
-def _with_diacritic(c: str, rng: random.Random) -> str | None:
-    options = [unicodedata.normalize("NFC", c + m) for m in DIACRITICS]
-    options = [o for o in options if len(o) == 1]
-    return rng.choice(options) if options else None
+@lru_cache(maxsize=1)
+def diacritic_variants() -> dict[str, list[str]]:
+    """ASCII letter -> its precomposed variants with one of :data:`DIACRITICS`."""
+    out = {}
+    for c in string.ascii_letters:
+        options = [unicodedata.normalize("NFC", c + m) for m in DIACRITICS]
+        options = [o for o in options if len(o) == 1]
+        if options:
+            out[c] = options
+    return out
 
 
 def op_diacritic(text: str, rng: random.Random, rate: float = 0.3) -> EntityEdit:
     """Add diacritics to letters (``Ubuntu`` -> ``Ubüntu``), precomposed so the length is kept."""
-    cands = [i for i, c in enumerate(text) if c.isascii() and c.isalpha() and _with_diacritic(c, random.Random(0))]
+    table = diacritic_variants()
+    cands = [i for i, c in enumerate(text) if c in table]
     keep = {cands[j] for j in _pick(rng, len(cands), rate)}
-    return EntityEdit([((_with_diacritic(c, rng) or c) if i in keep else c, i) for i, c in enumerate(text)])
+    return EntityEdit([(rng.choice(table[c]) if i in keep else c, i) for i, c in enumerate(text)])
 
 
 def op_zero_width(text: str, rng: random.Random, rate: float = 0.3) -> EntityEdit:
@@ -182,12 +190,15 @@ def apply_operator(name: str, text: str, rng: random.Random, etype: str | None =
 
 
 # ---------------------------------------------------------------- samples
-def word_map(clean_text: str, new_text: str, origin: Sequence[int]) -> list[int]:
+def word_map(clean_text: str, new_text: str, origin: Sequence[int],
+             clean_words: Sequence[tuple[int, int]] | None = None,
+             new_words: Sequence[tuple[int, int]] | None = None) -> list[int]:
     """For each word of ``new_text``, the index of the clean word its first kept char came from, or -1."""
-    clean_words = word_spans(clean_text)
+    clean_words = word_spans(clean_text) if clean_words is None else clean_words
+    new_words = word_spans(new_text) if new_words is None else new_words
     starts = [s for s, _ in clean_words]
     out = []
-    for ws, we in word_spans(new_text):
+    for ws, we in new_words:
         src = next((origin[i] for i in range(ws, we) if origin[i] >= 0), -1)
         if src < 0:
             out.append(-1)
@@ -235,5 +246,6 @@ def perturb_sample(text: str, spans: Sequence[dict], operators: Sequence[str], r
     new_text = "".join(parts)
     for sp in new_spans:
         sp["text"] = new_text[sp["start"]:sp["end"]]
-    return Perturbed(new_text, new_spans, spans_to_bio(new_text, new_spans), word_map(text, new_text, origin),
-                     origin, used)
+    new_words = word_spans(new_text)
+    return Perturbed(new_text, new_spans, spans_to_bio(new_text, new_spans, new_words),
+                     word_map(text, new_text, origin, new_words=new_words), origin, used, new_words)
