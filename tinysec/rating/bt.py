@@ -38,9 +38,11 @@ class BTResult:
 
 def _cells(battles: Battles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (a, b, score) cells and their battle counts."""
-    keys = np.stack([battles.a, battles.b, np.round(battles.score * 2).astype(np.int64)], axis=1)
-    uniq, counts = np.unique(keys, axis=0, return_counts=True)
-    return uniq[:, 0], uniq[:, 1], uniq[:, 2] / 2.0, counts.astype(np.float64)
+    m = len(battles.models)
+    keys = (battles.a * m + battles.b) * 3 + np.round(battles.score * 2).astype(np.int64)
+    uniq, counts = np.unique(keys, return_counts=True)
+    pair, half = np.divmod(uniq, 3)
+    return pair // m, pair % m, half / 2.0, counts.astype(np.float64)
 
 
 def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarray, n_models: int,
@@ -59,6 +61,7 @@ def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarr
     inc = np.zeros((len(a), n_models))
     inc[np.arange(len(a)), a] += 1.0
     inc[np.arange(len(a)), b] -= 1.0
+    outer = (inc[:, :, None] * inc[:, None, :]).reshape(len(a), n_models * n_models)
     active = np.ones(rounds, dtype=bool)
     for _ in range(params.max_iter):
         th = theta[active]
@@ -67,7 +70,7 @@ def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarr
         p = 1.0 / (1.0 + np.exp(-diff))
         grad = ((wa * (s - p)) @ inc) - lam * th           # gradient of the log-likelihood
         curv = wa * p * (1.0 - p)                          # (r, cells)
-        hess = np.einsum("rc,ci,cj->rij", curv, inc, inc) + lam * eye
+        hess = (curv @ outer).reshape(-1, n_models, n_models) + lam * eye  # sum_c curv_c x_c x_c^T
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
         big = np.abs(step).max(axis=1, keepdims=True)
         step = step * np.minimum(1.0, params.max_step / np.maximum(big, 1e-300))
@@ -87,7 +90,7 @@ def to_rating(theta: np.ndarray, params: BTParams = BTParams()) -> np.ndarray:
 
 
 def bradley_terry(battles: Battles, params: BTParams = BTParams(), rounds: int = 1000, seed: int = 0,
-                  ci: float = 0.95, chunk: int = 250) -> BTResult:
+                  ci: float = 0.95, chunk: int = 500) -> BTResult:
     """Point ratings on all battles, plus percentile CIs over ``rounds`` bootstrap resamples."""
     a, b, s, n = _cells(battles)
     m = len(battles.models)
