@@ -142,6 +142,8 @@ def normalize(text: str, leet: bool = True) -> Normalized:
 
     Returns a :class:`Normalized` (``text``, ``offsets``) that also unpacks as a pair.
     """
+    if text.isascii():  # fast path: nothing to strip, compose or fold
+        return Normalized(fold_leet(text) if leet else text, tuple(range(len(text))), text)
     chars: list[str] = []
     offsets: list[int] = []
     for start, cluster in _clusters(text):
