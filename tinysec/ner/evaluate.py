@@ -1,0 +1,310 @@
+"""Tag the test sets with trained taggers and build the NER study's tables from the predictions.
+
+A predictions file (JSONL, one line per test sentence and test set) holds::
+
+    {testset, family, id, orig_id, source, text, gold: [spans], pred: [entities], rejected: [...]}
+
+``testset`` is ``clean`` or a perturbation family. Every table is computed from these files
+only, so changing a caption or a table never re-runs the models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import InputError, read_jsonl, write_jsonl
+from .metrics import F1_DEFINITION, span_counts, span_scores
+from .postprocess import PostprocessSettings, Tagger
+
+SOURCES = ("shodan", "whois", "dns", "nmap")
+SOURCE_LABELS = {"shodan": "Shodan", "whois": "WHOIS", "dns": "DNS (dig)", "nmap": "Nmap"}
+VARIANT_LABELS = {
+    "baseline": "fine-tuned (baseline)",
+    "robust": "robust (adversarial fine-tuning)",
+    "no-adv-samples": "robust - adversarial samples",
+    "no-adv-loss": "robust - adversarial loss (samples as plain data)",
+    "no-consistency": "robust - consistency loss",
+    "no-grad-mask": "robust - gradient masking",
+    "no-dropout": "robust - dropout tuning",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """One trained tagger and its predictions file."""
+
+    encoder: str
+    variant: str
+    predictions: str
+    encoder_label: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
+
+
+def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out_path: str | os.PathLike,
+                     post: PostprocessSettings, normalize: bool = True, batch_size: int = 32,
+                     device: str = "cpu") -> int:
+    """Tag every test set (``{name: jsonl path}``, ``clean`` first) and write one predictions file."""
+    tagger = Tagger(model_dir, post, normalize=normalize, device=device, batch_size=batch_size)
+    out = []
+    for name, path in testsets.items():
+        rows = read_jsonl(path)
+        for i, row in enumerate(rows, start=1):
+            for key in ("id", "text", "spans"):
+                if key not in row:
+                    raise InputError(path, f"missing field '{key}'", row=i, field=key)
+        tagged = tagger.tag([r["text"] for r in rows], progress=True)
+        for row, res in zip(rows, tagged):
+            out.append({"testset": name, "family": row.get("family", "clean" if name == "clean" else name),
+                        "id": row["id"], "orig_id": row.get("orig_id", row["id"]),
+                        "source": row.get("source", ""), "text": row["text"],
+                        "gold": [{k: s[k] for k in ("start", "end", "type")} for s in row["spans"]],
+                        "pred": res["entities"], "rejected": res["rejected"]})
+    return write_jsonl(out_path, out)
+
+
+def _by_testset(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["testset"], []).append(r)
+    return out
+
+
+def testset_scores(rows: list[dict]) -> dict[str, dict]:
+    """Strict span scores (see :mod:`tinysec.ner.metrics`) of a list of prediction rows."""
+    return span_scores([r["gold"] for r in rows], [r["pred"] for r in rows])
+
+
+def _load(method: Method) -> dict[str, list[dict]]:
+    return _by_testset(read_jsonl(method.predictions))
+
+
+# ---------------------------------------------------------------- Table 2 analog
+def prf_table(methods: list[Method]) -> pd.DataFrame:
+    """Clean-test P/R/F1 (micro) and F1 per entity type, one row per method."""
+    rows = []
+    for m in methods:
+        sc = testset_scores(_load(m)["clean"])
+        row = {"method": m.label, "encoder": m.encoder, "variant": m.variant,
+               "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
+               "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"]}
+        for typ in sorted(k for k in sc if k != "ALL"):
+            row[f"f1_{typ}"] = sc[typ]["f1"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def prf_figure(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """Grouped bars: precision, recall and F1 per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..reports import save_figure
+
+    metrics = ["precision", "recall", "f1"]
+    x = np.arange(len(metrics))
+    width = 0.8 / max(len(df), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(df) + 3), 4))
+    for i, (_, row) in enumerate(df.iterrows()):
+        vals = [row[m] for m in metrics]
+        bars = ax.bar(x + (i - (len(df) - 1) / 2) * width, vals, width, label=row["method"])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, ["Precision", "Recall", "F1 (strict, micro)"])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- Table 1 analog
+def counts_table(methods: list[Method], baseline: Method) -> pd.DataFrame:
+    """Correctly recognised entities (strict TP) per source on the clean test set, with delta to the baseline."""
+    def tp_by_source(m: Method) -> dict[str, int]:
+        clean = _load(m)["clean"]
+        return {s: span_counts([r["gold"] for r in clean if r["source"] == s],
+                               [r["pred"] for r in clean if r["source"] == s])["ALL"]["tp"] for s in SOURCES}
+
+    base = tp_by_source(baseline)
+    gold = Counter()
+    for r in _load(baseline)["clean"]:
+        gold[r["source"]] += len(r["gold"])
+    rows = [{"method": "gold entities (test)", **{f"{SOURCE_LABELS[s]}": gold[s] for s in SOURCES}}]
+    for m in methods:
+        tp = tp_by_source(m)
+        row = {"method": m.label}
+        for s in SOURCES:
+            row[SOURCE_LABELS[s]] = tp[s]
+            row[f"{SOURCE_LABELS[s]} delta"] = tp[s] - base[s]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- robustness
+def attack_success(clean: list[dict], perturbed: list[dict]) -> tuple[int, int]:
+    """``(lost, found)``: gold entities found on clean text, and how many of them are missed on the
+    perturbed copy. Clean and perturbed gold entities are paired by position when the two
+    sentences have the same number of gold entities of the same types (other pairs are skipped).
+    """
+    by_id = {r["id"]: r for r in clean}
+    lost = found = 0
+    for pr in perturbed:
+        cr = by_id.get(pr["orig_id"])
+        if cr is None or [g["type"] for g in cr["gold"]] != [g["type"] for g in pr["gold"]]:
+            continue
+        c_pred = {(e["start"], e["end"], e["type"]) for e in cr["pred"]}
+        p_pred = {(e["start"], e["end"], e["type"]) for e in pr["pred"]}
+        cg = sorted(cr["gold"], key=lambda g: g["start"])
+        pg = sorted(pr["gold"], key=lambda g: g["start"])
+        for g_clean, g_pert in zip(cg, pg):
+            if (g_clean["start"], g_clean["end"], g_clean["type"]) in c_pred:
+                found += 1
+                if (g_pert["start"], g_pert["end"], g_pert["type"]) not in p_pred:
+                    lost += 1
+    return lost, found
+
+
+def robustness_table(methods: list[Method], families: list[str]) -> pd.DataFrame:
+    """Per method and test set: F1 on clean text and each perturbation family, drop, attack success rate."""
+    rows = []
+    for m in methods:
+        sets = _load(m)
+        clean_f1 = testset_scores(sets["clean"])["ALL"]["f1"]
+        for name in ["clean", *families]:
+            if name not in sets:
+                raise ValueError(f"{m.predictions} has no predictions for test set '{name}'")
+            sc = testset_scores(sets[name])["ALL"]
+            lost, found = attack_success(sets["clean"], sets[name]) if name != "clean" else (0, 0)
+            rows.append({"method": m.label, "testset": name, "sentences": len(sets[name]),
+                         "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"],
+                         "f1_drop": clean_f1 - sc["f1"],
+                         "attack_success_rate": (lost / found if found else float("nan")) if name != "clean" else 0.0,
+                         "entities_found_clean": found if name != "clean" else None})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(methods: list[Method], families: list[str]) -> pd.DataFrame:
+    """Robust model and each ablation: clean F1, mean perturbed F1, drop, pooled attack success rate."""
+    rows = []
+    for m in methods:
+        sets = _load(m)
+        clean_f1 = testset_scores(sets["clean"])["ALL"]["f1"]
+        fam_f1 = {f: testset_scores(sets[f])["ALL"]["f1"] for f in families}
+        lost = found = 0
+        for f in families:
+            lo, fo = attack_success(sets["clean"], sets[f])
+            lost, found = lost + lo, found + fo
+        mean_adv = sum(fam_f1.values()) / len(fam_f1) if fam_f1 else float("nan")
+        rows.append({"variant": m.variant, "configuration": VARIANT_LABELS.get(m.variant, m.variant),
+                     "f1_clean": clean_f1, "f1_perturbed_mean": mean_adv, "f1_drop": clean_f1 - mean_adv,
+                     "attack_success_rate": lost / found if found else float("nan"),
+                     **{f"f1_{f}": v for f, v in fam_f1.items()}})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- Table 3 analog
+def example_markdown(methods: list[Method], source: str = "nmap", caption: str = "") -> str:
+    """One clean test report of ``source`` (the one with the most gold entities) and what each method finds."""
+    sets = [(m, {r["id"]: r for r in _load(m)["clean"]}) for m in methods]
+    candidates = [r for r in sets[0][1].values() if r["source"] == source] or list(sets[0][1].values())
+    if not candidates:
+        raise ValueError("no clean test sentence to show")
+    pick = max(candidates, key=lambda r: (len(r["gold"]), -len(r["text"])))
+    gold = {(g["start"], g["end"], g["type"]) for g in pick["gold"]}
+
+    def fmt(ents, mark: bool) -> str:
+        items = []
+        for e in sorted(ents, key=lambda e: e["start"]):
+            ok = (e["start"], e["end"], e["type"]) in gold
+            conf = f" ({e['confidence']:.2f}{', flagged' if e.get('flagged') else ''})" if "confidence" in e else ""
+            tick = (" ✓" if ok else " ✗") if mark else ""
+            items.append(f"{e['type']}: `{pick['text'][e['start']:e['end']]}`{conf}{tick}")
+        return "<br>".join(items) or "(none)"
+
+    lines = [caption.strip(), "", f"Raw input ({SOURCE_LABELS.get(pick['source'], pick['source'])}, "
+             f"test id `{pick['id']}`):", "", "> " + pick["text"].replace("\n", " "), "",
+             "| method | correct / found / gold | entities found (type: text (confidence)) |", "|---|---|---|",
+             f"| gold | {len(gold)} / {len(gold)} / {len(gold)} | {fmt(pick['gold'], False)} |"]
+    for m, rows in sets:
+        r = rows[pick["id"]]
+        found = {(e["start"], e["end"], e["type"]) for e in r["pred"]}
+        lines.append(f"| {m.label} | {len(found & gold)} / {len(found)} / {len(gold)} | {fmt(r['pred'], True)} |")
+        if r.get("rejected"):
+            rej = ", ".join(f"{x['type']}: `{pick['text'][x['start']:x['end']]}` ({x['reason']})" for x in r["rejected"])
+            lines.append(f"| ↳ rejected by post-processing | | {rej} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- captions
+def train_metrics(method: Method) -> dict:
+    """``train_metrics.json`` of a method's tagger (the folder beside its predictions' name)."""
+    path = Path(method.predictions.replace("/pred/", "/models/")).with_suffix("") / "train_metrics.json"
+    return json.loads(path.read_text("utf-8")) if path.is_file() else {}
+
+
+_WHAT = {
+    "prf": ("Strict entity-level precision, recall and F1 of each tagger on the clean test set "
+            "(analog of the NER study's Table 2; the study reports P 0.932 / R 0.527 / F1 0.669 for its "
+            "fine-tuned SecureBERT baseline and 0.961 / 0.660 / 0.785 for its best method - note its F1 values "
+            "do not follow from its P and R, 2*0.961*0.660/(0.961+0.660) = 0.783). tp/fp/fn are summed counts; "
+            "f1_<TYPE> is the same strict F1 restricted to one entity type."),
+    "counts": ("Correctly recognised entities (strict true positives) on the clean test set per OSINT source, "
+               "with the difference to the baseline (analog of the study's Table 1); the first row counts the "
+               "gold entities per source."),
+    "robustness": ("F1 on the clean test set and on each perturbation family (the same sentences perturbed), "
+                   "f1_drop = clean F1 - family F1, and attack_success_rate = share of gold entities found on "
+                   "the clean sentence that are lost (not found exactly) on its perturbed copy; "
+                   "entities_found_clean is that rate's denominator."),
+    "ablation": ("Robust tagger with one component removed at a time: adversarial samples (no perturbed "
+                 "variants: clean data only), adversarial loss (variants as plain extra data, no "
+                 "alpha/beta pairing), consistency loss (KL between clean and perturbed emissions), gradient "
+                 "masking, dropout tuning (encoder's own dropout). f1_perturbed_mean averages the families; "
+                 "attack_success_rate pools them."),
+    "example": ("Qualitative comparison on one clean test report (analog of the study's Table 3): the gold "
+                "entities and the entities each tagger keeps after post-processing (confidence, ✓ exact "
+                "span+type match, ✗ not in gold)."),
+}
+
+
+def caption(kind: str, methods: list[Method], context: dict) -> str:
+    """Caption of an NER table: what it holds, data sizes, training settings, device, F1 definition."""
+    from ..reports import device_description
+
+    clean = _load(methods[0])["clean"]
+    tm = train_metrics(methods[0])
+    tr, rob = context["train"], context["robust"]
+    parts = [
+        f"**{kind}** ({context['run_name']}). {_WHAT[kind]}",
+        f"Methods: {', '.join(m.label for m in methods)}.",
+        f"Test: {len(clean)} clean sentences with {sum(len(r['gold']) for r in clean)} gold entities; "
+        f"perturbation families: {', '.join(context['families']) or 'none'}.",
+        f"Training: {tm.get('train_sentences', '?')} clean sentences"
+        f"{' (+' + str(train_metrics(next((m for m in methods if m.variant == 'robust'), methods[0])).get('adversarial_variants', '?')) + ' perturbed variants for the robust model)' if any(m.variant == 'robust' for m in methods) else ''}, "
+        f"{tr['epochs']} epochs, batch {tr['batch_size']}, max {tr['max_length']} subword tokens, full fine-tuning, "
+        f"encoder lr {tr['lr']:g} (head+CRF {tr['head_lr']:g}), linear warm-up {tr['warmup_ratio']:g}, seed-fixed; "
+        f"robust: L = {rob['alpha']:g}*L_clean + {rob['beta']:g}*L_adv + {rob['consistency']:g}*KL, gradient masking "
+        f"at the running {rob['grad_mask_quantile']:g} quantile, dropout {rob['attention_dropout']:g}/{rob['hidden_dropout']:g}.",
+        f"Post-processing: identification-module normalisation {'on' if context['normalize'] else 'off'}, "
+        f"entities below CRF-marginal confidence {context['threshold']:g} "
+        f"{'dropped' if context['low_confidence'] == 'drop' else 'flagged'}, regex validation of typed entities.",
+        f"Device: {tm.get('device', '?')} for training ({tm.get('dtype', 'fp32')}); tables built on {device_description()}.",
+        f"Metric: {F1_DEFINITION}.",
+    ]
+    if kind == "ablation":
+        parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}.")
+    return "\n".join(parts)
+
+
+__all__ = ["F1_DEFINITION", "Method", "predict_testsets", "prf_table", "prf_figure", "counts_table",
+           "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption"]

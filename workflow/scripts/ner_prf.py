@@ -1,0 +1,12 @@
+"""Snakemake entry: P/R/F1 table (Table 2 analog) and grouped-bar figure."""
+
+from tinysec.io import script_logging
+from tinysec.ner.evaluate import Method, caption, prf_figure, prf_table
+from tinysec.reports import write_table
+
+with script_logging(snakemake):
+    methods = [Method(**m) for m in snakemake.params.methods]
+    df = prf_table(methods)
+    text = caption("prf", methods, snakemake.params.context)
+    write_table(df, snakemake.output.table, snakemake.output.md, text)
+    prf_figure(df, snakemake.output.figure, title=f"NER on clean test text ({snakemake.params.context['run_name']})")
