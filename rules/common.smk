@@ -310,3 +310,103 @@ def ner_data_llm_input(part, always=False):
 
 
 # ---------------------------------------------------------------- ner (issue 8)
+wildcard_constraints:
+    ner_encoder=r"[A-Za-z0-9][A-Za-z0-9.-]*",
+    ner_variant=r"baseline|robust|no-adv-samples|no-adv-loss|no-consistency|no-grad-mask|no-dropout",
+
+
+def ner_families():
+    """Perturbation families of the NER test sets: ``ner_data.perturb.families`` (+ paraphrase)."""
+    data = config.get("ner_data", {})
+    families = list(data.get("perturb", {}).get("families", {}))
+    if data.get("paraphrase", {}).get("enabled"):
+        families.append("paraphrase")
+    return families
+
+
+def ner_labels():
+    """Word-level BIO label vocabulary of the NER corpus."""
+    from tinysec.ner.labels import bio_labels, entity_types
+
+    return bio_labels(entity_types(config.get("ner_data", {})))
+
+
+def ner_encoders():
+    """Main encoder first, then the configured encoder variants (no repeats)."""
+    names = [config["ner"]["encoder"], *config["ner"]["encoder_variants"]]
+    return list(dict.fromkeys(names))
+
+
+def ner_train_inputs(wildcards):
+    inputs = {
+        "encoder": model_path(wildcards.ner_encoder),
+        "train": "results/ner/data/train.jsonl",
+    }
+    if wildcards.ner_variant not in ("baseline", "no-adv-samples"):
+        inputs["adv"] = "results/ner/data/train.adv.jsonl"
+    return inputs
+
+
+def ner_train_settings(wildcards):
+    from tinysec.ner.train import variant_settings
+
+    return variant_settings(wildcards.ner_variant, config["ner"], seed=config["seed"])
+
+
+def ner_testset_names():
+    return ["clean", *ner_families()]
+
+
+def ner_testset_inputs(wildcards):
+    files = {"clean": "results/ner/data/test.jsonl"}
+    files.update({f: f"results/ner/data/test.{f}.jsonl" for f in ner_families()})
+    return files
+
+
+def ner_postprocess_settings():
+    ner = config["ner"]
+    return {
+        "threshold": ner["confidence_threshold"],
+        "low_confidence": ner["low_confidence"],
+        "type_patterns": ner["regex"],
+    }
+
+
+def _ner_method(encoder, variant):
+    return {
+        "encoder": encoder,
+        "variant": variant,
+        "encoder_label": model_entry(encoder).get("label", encoder),
+        "predictions": f"results/ner/pred/{encoder}/{variant}.jsonl",
+    }
+
+
+def ner_prf_methods():
+    return [_ner_method(e, v) for e in ner_encoders() for v in ("baseline", "robust")]
+
+
+def ner_prf_predictions():
+    return [m["predictions"] for m in ner_prf_methods()]
+
+
+def ner_main_methods(variants):
+    return [_ner_method(config["ner"]["encoder"], v) for v in variants]
+
+
+def ner_main_predictions(variants):
+    return [m["predictions"] for m in ner_main_methods(variants)]
+
+
+def ner_caption_context():
+    """Facts every NER caption states: run, encoder, training sizes and settings."""
+    ner = config["ner"]
+    return {
+        "run_name": config["run_name"],
+        "train": ner["train"],
+        "robust": ner["robust"],
+        "threshold": ner["confidence_threshold"],
+        "low_confidence": ner["low_confidence"],
+        "normalize": ner["normalize"],
+        "ablations": ner["ablations"],
+        "families": ner_families(),
+    }
