@@ -102,3 +102,25 @@ def test_corpus_table_counts():
     assert df.loc["all", "ip_org_share"] == pytest.approx((n_ip + n_org) / n_all)
     assert df.loc["whois", "IP"] == 0 and df.loc["whois", "ORG"] > 0
     assert df.loc["all", "synthetic_share"] == 1.0
+
+
+def test_config_schema_rejects_bad_ner_data_settings():
+    import yaml
+
+    from tinysec.config import config_problems
+    from tinysec.paths import CONFIG
+
+    conf = yaml.safe_load((CONFIG / "tiny.yaml").read_text())
+    schema = CONFIG / "schema" / "config.schema.yaml"
+    assert config_problems(conf, schema) == []
+    conf["ner_data"]["perturb"]["families"] = {"paraphrase": ["leet"], "mixed": ["leet", "typo"]}
+    conf["ner_data"]["split"]["tran"] = 0.8
+    problems = "\n".join(config_problems(conf, schema))
+    assert "ner_data.perturb.families" in problems and "typo" in problems and "tran" in problems
+
+
+def test_adversarial_families_must_be_defined():
+    from tinysec.ner.corpus import adversarial_rows
+
+    with pytest.raises(ValueError, match="adv_families"):
+        adversarial_rows([], {"char": ["char"]}, ["char", "obfuscation"], 1, 0, 0.6, 0.12)
