@@ -124,3 +124,21 @@ def test_adversarial_families_must_be_defined():
 
     with pytest.raises(ValueError, match="adv_families"):
         adversarial_rows([], {"char": ["char"]}, ["char", "obfuscation"], 1, 0, 0.6, 0.12)
+
+
+def test_corpus_job_reports_bad_records_with_file_row_and_field(tmp_path):
+    import json
+
+    from tinysec.ner.corpus import corpus_job
+
+    good = sample_records(1)
+    bad = dict(good[1])
+    del bad["parsed"]
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [good[0], bad]) + "\n")
+    out = {k: str(tmp_path / f"{k}.json") for k in ("train", "val", "test", "stats")}
+    with pytest.raises(InputError, match=r"records\.jsonl, row 2, field 'parsed'"):
+        corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
+    path.write_text("\n".join(json.dumps(r) for r in good) + "\n")
+    stats = corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
+    assert stats["samples"] == 4 and sum(stats["splits"].values()) == 4
