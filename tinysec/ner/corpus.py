@@ -2,9 +2,11 @@
 
 Sample rows (``results/ner/data/{train,val,test}.jsonl``)::
 
-    {id, source, context, text, tokens, tags, spans, synthetic}
+    {id, source, context, text, tokens, tags, spans, synthetic, templates, mentions}
 
-Perturbed rows add ``orig_id`` and ``family`` (and ``word_map`` in ``train.adv.jsonl``).
+(``templates``: the template ids used; ``mentions``: gold entities that needed the closing
+mention sentence.) Perturbed rows (``test.{family}.jsonl``, ``train.adv.jsonl``) add ``orig_id``,
+``family``, ``operators`` (one per perturbed entity) and ``word_map``.
 """
 
 from __future__ import annotations
