@@ -83,7 +83,7 @@ class ReferenceJudge(Judge):
         for t in tasks:
             ref = vec[index[t.reference]]
             sa, sb = float(vec[index[t.first]] @ ref), float(vec[index[t.second]] @ ref)
-            verdict = TIE if abs(sa - sb) < self.margin else (A if sa > sb else B)
+            verdict = TIE if sa == sb or abs(sa - sb) < self.margin else (A if sa > sb else B)
             out.append(Judgment(verdict, raw=f"sim_A={sa:.4f} sim_B={sb:.4f}"))
         return out
 
