@@ -258,7 +258,7 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
             batch, em, loss_clean = forward(rows)
             n_tokens += int(batch.attention_mask.sum())
             n_words += int(batch.word_mask.sum())
-            loss, parts = loss_clean, {"clean": float(loss_clean)}
+            loss, parts = loss_clean, {"clean": loss_clean.item()}
             if paired:
                 adv_rows, owners = [], []
                 for b, row in enumerate(rows):
@@ -271,14 +271,14 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
                     n_words += int(abatch.word_mask.sum())
                     if s.adv_loss:
                         loss = s.alpha * loss_clean + s.beta * loss_adv
-                        parts["adv"] = float(loss_adv)
+                        parts["adv"] = loss_adv.item()
                     if s.consistency > 0:
                         pairs = [(k, ci, ai) for k, (owner, arow) in enumerate(zip(owners, adv_rows))
                                  for ai, ci in enumerate(arow["word_map"])
                                  if ci >= 0 and ai < abatch.n_kept[k] and ci < batch.n_kept[owner]]
                         kl = consistency_kl(em[owners], aem, pairs)
                         loss = loss + s.consistency * kl
-                        parts["kl"] = float(kl)
+                        parts["kl"] = kl.item()
             optim.zero_grad(set_to_none=True)
             loss.backward()
             if masker is not None:
@@ -286,9 +286,9 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
             optim.step()
             sched.step()
-            history.append({"epoch": epoch, "loss": float(loss), **parts})
+            history.append({"epoch": epoch, "loss": loss.item(), **parts})
             progress.update(1)
-            progress.set_postfix(loss=f"{float(loss):.3f}")
+            progress.set_postfix(loss=f"{history[-1]['loss']:.3f}")
     progress.close()
     seconds = time.perf_counter() - start
     model.eval()
@@ -306,6 +306,7 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
         "peak_memory_mb": round(peak_memory_mb(device), 1),
         "device": device,
         "dtype": "bf16" if use_bf16 else "fp32",
+        "first_epoch_loss": round(sum(h["loss"] for h in history[:steps_per_epoch]) / max(min(len(history), steps_per_epoch), 1), 4),
         "final_epoch_loss": round(sum(h["loss"] for h in last) / max(len(last), 1), 4),
         "settings": dataclasses.asdict(s),
     }

@@ -1,0 +1,133 @@
+"""Extraction post-processing: regex validation, strict entities, confidence filter, offsets; metrics."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinysec.ner.identify import normalize
+from tinysec.ner.metrics import prf, seqeval_scores, span_scores, strict_word_spans
+from tinysec.ner.postprocess import (Entity, PostprocessSettings, Tagger, path_entities, select_entities,
+                                     validate)
+from tinysec.ner.tokenize import word_spans
+
+
+# ---------------------------------------------------------------- regex validation
+@pytest.mark.parametrize("text,type_,ok", [
+    ("192.168.0.1", "IP", True),
+    ("255.255.255.255", "IP", True),
+    ("256.1.1.1", "IP", False),
+    ("192.168.0", "IP", False),
+    ("192.168.0.1.5", "IP", False),
+    ("2001:db8::1", "IP", True),
+    ("2a01:4f8:2132:1dd3::d25", "IP", True),
+    ("2001:db8:::1", "IP", False),
+    ("nginx", "IP", False),
+    ("example.com", "DOMAIN", True),
+    ("mail.dynamic-io.co.uk", "DOMAIN", True),
+    ("example.com.", "DOMAIN", True),
+    ("example", "DOMAIN", False),
+    ("-bad-.com", "DOMAIN", False),
+    ("example.c", "DOMAIN", False),
+    ("192.0.2.10", "DOMAIN", False),
+    ("https://www.example.com/path?q=1", "URL", True),
+    ("http://[2001:db8::1]:8080/", "URL", True),
+    ("www.example.com", "URL", False),
+    ("1.18.0", "VERSION", True),
+    ("8.4p1", "VERSION", True),
+    ("v2.4.54", "VERSION", True),
+    ("2.4.54-ubuntu1", "VERSION", True),
+    ("nginx", "VERSION", False),
+    ("1..2", "VERSION", False),
+    ("Example Corp", "ORG", True),  # no pattern for ORG: always valid
+])
+def test_regex_validation(text, type_, ok):
+    assert validate(text, type_) is ok
+
+
+def test_unknown_pattern_name_is_an_error():
+    with pytest.raises(ValueError, match="unknown regex pattern"):
+        validate("x", "IP", {"IP": ["ipv5"]})
+
+
+# ---------------------------------------------------------------- entities and confidence
+def test_path_entities_strict_iob2():
+    tags = ["I-IP", "B-IP", "I-IP", "O", "B-DOMAIN", "I-IP", "B-ORG", "B-ORG"]
+    probs = [0.1, 0.9, 0.7, 1.0, 0.95, 0.5, 0.8, 0.6]
+    ents = path_entities(tags, probs)
+    assert [(a, b, t) for a, b, t, _ in ents] == [(1, 3, "IP"), (4, 5, "DOMAIN"), (6, 7, "ORG"), (7, 8, "ORG")]
+    assert ents[0][3] == pytest.approx(0.8)  # mean marginal over the entity's words
+
+
+def _select(text, tags, probs, **kw):
+    return select_entities(text, word_spans(text), tags, probs, PostprocessSettings(**kw))
+
+
+def test_confidence_threshold_drops_or_flags():
+    text = "host example.com at 192.0.2.10"
+    tags = ["O", "B-DOMAIN", "O", "B-IP"]
+    kept, rejected = _select(text, tags, [1, 0.84, 1, 0.86], threshold=0.85)
+    assert [e.text for e in kept] == ["192.0.2.10"]
+    assert rejected == [{"start": 5, "end": 16, "type": "DOMAIN", "text": "example.com", "confidence": 0.84,
+                         "flagged": False, "reason": "confidence"}]
+    kept, rejected = _select(text, tags, [1, 0.84, 1, 0.86], threshold=0.85, low_confidence="flag")
+    assert [(e.text, e.flagged) for e in kept] == [("example.com", True), ("192.0.2.10", False)] and not rejected
+
+
+def test_regex_failure_drops_even_confident_entities():
+    text = "host nginx at 192.0.2.999"
+    kept, rejected = _select(text, ["O", "B-DOMAIN", "O", "B-IP"], [1, 0.99, 1, 0.99], low_confidence="flag")
+    assert kept == [] and [r["reason"] for r in rejected] == ["regex", "regex"]
+
+
+def test_offsets_map_back_to_the_original_text():
+    original = "scan of g\u200bo\u200bo.example.com from 192.168.\u200b10.45 ok"
+    norm = normalize(original)
+    assert "goo.example.com" in norm.text and "192.168.10.45" in norm.text
+    words = word_spans(norm.text)
+    tags = ["O"] * len(words)
+    names = [norm.text[a:b] for a, b in words]
+    tags[names.index("goo.example.com")] = "B-DOMAIN"
+    tags[names.index("192.168.10.45")] = "B-IP"
+    kept, _ = select_entities(norm.text, words, tags, [1.0] * len(words), PostprocessSettings())
+    mapped = [Tagger._to_original(e, original, norm) for e in kept]
+    assert [m.text for m in mapped] == ["g\u200bo\u200bo.example.com", "192.168.\u200b10.45"]
+    assert all(original[m.start:m.end] == m.text for m in mapped)
+    assert isinstance(mapped[0], Entity)
+
+
+# ---------------------------------------------------------------- metrics
+def test_prf_definition_and_the_study_inconsistency():
+    assert prf(0, 0, 0) == (0.0, 0.0, 0.0)
+    p, r, f = prf(66, 3, 34)
+    assert f == pytest.approx(2 * 66 / (2 * 66 + 3 + 34))
+    # the study's P=0.96, R=0.66 would give F1 0.782, not its reported 0.785
+    assert 2 * 0.96 * 0.66 / (0.96 + 0.66) == pytest.approx(0.782, abs=5e-4)
+
+
+def test_span_scores_exact_span_and_type():
+    gold = [[(0, 2, "IP"), (3, 4, "ORG")], [(1, 2, "DOMAIN")]]
+    pred = [[(0, 2, "IP"), (3, 5, "ORG")], [(1, 2, "IP")]]
+    sc = span_scores(gold, pred)
+    assert (sc["ALL"]["tp"], sc["ALL"]["fp"], sc["ALL"]["fn"]) == (1, 2, 2)
+    assert sc["IP"]["precision"] == 0.5 and sc["IP"]["recall"] == 1.0 and sc["DOMAIN"]["recall"] == 0.0
+
+
+TAG = st.sampled_from(["O", "O", "B-IP", "I-IP", "B-ORG", "I-ORG", "B-DOMAIN", "I-DOMAIN"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(1, 12).flatmap(lambda n: st.tuples(st.lists(TAG, min_size=n, max_size=n),
+                                                               st.lists(TAG, min_size=n, max_size=n))),
+                min_size=1, max_size=6))
+def test_seqeval_strict_agrees_with_span_matcher(pairs):
+    gold = [g for g, _ in pairs]
+    pred = [p for _, p in pairs]
+    ours = span_scores([strict_word_spans(g) for g in gold], [strict_word_spans(p) for p in pred])
+    theirs = seqeval_scores(gold, pred)
+    for key in ("precision", "recall", "f1"):
+        assert ours["ALL"][key] == pytest.approx(theirs["ALL"][key])
+    for typ, row in theirs.items():
+        if typ != "ALL":
+            assert ours[typ]["f1"] == pytest.approx(row["f1"]) and ours[typ]["support"] == row["support"]
