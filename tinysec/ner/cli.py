@@ -152,5 +152,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"# {doc['input']} ({doc['format']}): {len(doc['entities'])} entities")
             rows = [(e["type"], f"{e['start']}-{e['end']}", f"{e['confidence']:.3f}" + (" !" if e["flagged"] else ""),
                      e["text"].replace("\n", " ")) for e in doc["entities"]]
-            print(tabulate(rows, headers=["type", "span", "confidence", "text"]) if rows else "(no entities)")
+            print(tabulate(rows, headers=["type", "span", "confidence", "text"], disable_numparse=True) if rows else "(no entities)")
     return 0
