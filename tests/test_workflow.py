@@ -79,6 +79,17 @@ def test_second_run_does_nothing(tiny_run):
     assert job_counts(proc.stdout) == {}
 
 
+LONG_STEPS = re.compile(r"^(train_|generate_|ner_train$|ner_predict$|judge_battles$)")
+
+
+def test_long_steps_show_progress_in_their_logs(tiny_run):
+    logs = [p for d in (tiny_run / "logs").iterdir() if LONG_STEPS.match(d.name) for p in d.rglob("*.log")]
+    assert logs
+    quiet = [str(p.relative_to(tiny_run)) for p in logs
+             if not re.search(r"\d+%\|.*(it/s|s/it)", p.read_text(errors="replace"))]
+    assert not quiet, f"no tqdm progress in {quiet}"
+
+
 def test_judge_parameter_reruns_only_downstream(tiny_run, tmp_path):
     work = copy_run(tiny_run, tmp_path / "work")
     config = yaml.safe_load(TINY.read_text())
