@@ -39,7 +39,14 @@ def test_every_job_has_log_and_benchmark_under_its_rule(tmp_path, name):
         assert all(p.strip().startswith(f"logs/{rule}/") for p in job["log"].split(",")), job["log"]
         assert job.get("benchmark", "").startswith(f"benchmarks/{rule}/"), f"{rule}: {job.get('benchmark')}"
     # training and generation jobs declare the configured GPU count
-    gpus = yaml.safe_load(CONFIGS[name].read_text()).get("device", {}).get("gpus_per_job", 1)
+    device = yaml.safe_load(CONFIGS[name].read_text()).get("device", {})
+    gpus = device.get("gpus_per_job", 1)
     for job in jobs:
+        resources = job["resources"].split(", ")
         if GPU_RULE.match(job["rule"]):
-            assert f"gpu={gpus}" in job["resources"].split(", "), (job["rule"], job["resources"])
+            assert f"gpu={gpus}" in resources, (job["rule"], job["resources"])
+        # SLURM mapping: GPU jobs carry gpu (+ gpu_model), never gres as well
+        if any(r.startswith("gpu=") and r != "gpu=0" for r in resources):
+            assert not any(r.startswith("gres=") for r in resources), job
+            if device.get("gpu_model"):
+                assert f"gpu_model={device['gpu_model']}" in resources, job
