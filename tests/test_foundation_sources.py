@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_snakemake
+from conftest import REPO
 from tinysec.models import sources
 from tinysec.models.sources import ModelSource, parse_source
 from tinysec.models.tiny import build_random_model
@@ -120,21 +120,18 @@ def test_compute_dtype_is_fp32_on_cpu():
 
 
 @pytest.mark.slow
-def test_prepare_model_rule_on_random_sources(tmp_path):
-    """rule prepare_model through real snakemake on the tiny config: random:llama and random:bert."""
+def test_prepare_model_rule_on_random_sources(tiny_run):
+    """rule prepare_model in the real tiny-config run: random:llama and random:bert folders."""
     from transformers import AutoModel, AutoModelForCausalLM
 
-    run_snakemake(tmp_path, "resources/models/tiny-llama", "resources/models/tiny-bert", timeout=600)
-    llama, bert = tmp_path / "resources/models/tiny-llama", tmp_path / "resources/models/tiny-bert"
+    llama, bert = tiny_run / "resources/models/tiny-llama", tiny_run / "resources/models/tiny-bert"
     assert json.loads((llama / "config.json").read_text())["hidden_size"] == 32
     assert AutoModelForCausalLM.from_pretrained(llama).config.model_type == "llama"
     assert AutoModel.from_pretrained(bert).config.model_type == "bert"
     for name in ("tiny-llama", "tiny-bert"):
-        assert "prepared model" in (tmp_path / "logs/prepare_model" / f"{name}.log").read_text()
-        assert (tmp_path / "benchmarks/prepare_model" / f"{name}.tsv").read_text().startswith("s\t")
-    # nothing left to do afterwards
-    again = run_snakemake(tmp_path, "resources/models/tiny-llama", "-n")
-    assert "Nothing to be done" in again.stdout
+        assert (tiny_run / "resources/models" / name / "model.safetensors").is_file()
+        assert "prepared model" in (tiny_run / "logs/prepare_model" / f"{name}.log").read_text()
+        assert (tiny_run / "benchmarks/prepare_model" / f"{name}.tsv").read_text().startswith("s\t")
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Rules hygiene from snakemake's own dry run: every job logs to logs/<rule>/, benchmarks to
-benchmarks/<rule>/, and training/generation jobs declare the configured GPU count."""
+"""Dry runs of the default, tiny and paper configs, offline: the whole DAG builds without
+downloading or writing anything; every job logs to logs/<rule>/ and benchmarks to
+benchmarks/<rule>/; training/generation jobs declare the configured GPU count."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import yaml
 
 from conftest import REPO, run_snakemake
 
-CONFIGS = {name: REPO / "config" / f"{name}.yaml" for name in ("tiny", "paper")}
+CONFIGS = {name: REPO / "config" / f"{name}.yaml" for name in ("config", "tiny", "paper")}
+# Any attempt to reach the network during a dry run fails fast instead of downloading.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9",
+               "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+               "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
 GPU_RULE = re.compile(r"^(train_|generate_)")
 
 
 def dry_run_jobs(workdir, configfile) -> list[dict]:
     """One dict per job of a forced dry run: rule, log, benchmark, resources."""
-    out = run_snakemake(workdir, "-n", "--forceall", configfile=configfile, timeout=600,
-                        env={"HF_HUB_OFFLINE": "1"}).stdout
+    out = run_snakemake(workdir, "-n", "--forceall", configfile=configfile, timeout=600, env=OFFLINE_ENV).stdout
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", out):
         head = re.match(r"(?:local)?rule (\w+):\n", block)
@@ -30,8 +34,11 @@ def dry_run_jobs(workdir, configfile) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_every_job_has_log_and_benchmark_under_its_rule(tmp_path, name):
-    jobs = [j for j in dry_run_jobs(tmp_path, CONFIGS[name]) if j["rule"] != "all"]
+def test_dry_run_offline_with_logs_benchmarks_and_gpus(tmp_path, name):
+    all_jobs = dry_run_jobs(tmp_path, CONFIGS[name])
+    assert [j["rule"] for j in all_jobs].count("all") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], [".snakemake"]), "a dry run wrote files"
+    jobs = [j for j in all_jobs if j["rule"] != "all"]
     assert jobs
     for job in jobs:
         rule = job["rule"]
