@@ -57,3 +57,15 @@ def test_dry_run_offline_with_logs_benchmarks_and_gpus(tmp_path, name):
             assert not any(r.startswith("gres=") for r in resources), job
             if device.get("gpu_model"):
                 assert f"gpu_model={device['gpu_model']}" in resources, job
+
+
+def test_every_rule_names_the_conda_env():
+    """`--sdm conda` on a cluster: every rule runs in envs/tinysec.yaml (same pins as the venv)."""
+    missing = []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        blocks = re.split(r"\n(?=rule \w+:\n)", smk.read_text())
+        for block in blocks:
+            head = re.match(r"rule (\w+):\n", block)
+            if head and not re.search(r'^    conda:\n        "\.\./envs/tinysec\.yaml"$', block, re.M):
+                missing.append(f"{smk.name}:{head.group(1)}")
+    assert not missing, f"rules without conda: ../envs/tinysec.yaml: {missing}"
