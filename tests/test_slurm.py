@@ -164,7 +164,13 @@ COMMANDS = ("sbatch", "srun", "sacct", "squeue", "scancel", "sinfo", "scontrol",
 
 TOY_SNAKEFILE = textwrap.dedent("""
     rule all:
-        input: "out/summary.txt"
+        input: "out/summary.txt", "out/flaky.txt"
+
+    rule flaky:
+        output: "out/flaky.txt"
+        resources: mem_mb=100
+        # fails on its first attempt; the profile's retries resubmit it
+        shell: "if [ -e first-attempt ]; then echo ok > {output}; else touch first-attempt; exit 1; fi"
 
     rule part:
         output: "out/part{i}.txt"
@@ -229,7 +235,13 @@ def test_toy_workflow_runs_through_slurm_standins(tmp_path, fake_slurm):
     assert proc.returncode == 0, proc.stdout[-6000:]
     log = calls(state)
     submits = [c for c in log if c["cmd"] == "sbatch"]
-    assert len(submits) == 3, [c["args"] for c in submits]
+    assert len(submits) == 5, [c["args"] for c in submits]
+    # the flaky job failed once (sacct said FAILED) and was resubmitted by the profile's retries
+    flaky = [c for c in submits if "rule_flaky" in " ".join(c["args"])]
+    assert len(flaky) == 2 and (work / "out" / "flaky.txt").read_text() == "ok\n"
+    states = {json.loads(p.read_text())["id"]: json.loads(p.read_text())["state"] for p in state.glob("job-*.json")}
+    assert sorted(states[c["jobid"]] for c in flaky) == ["COMPLETED", "FAILED"]
+    submits = [c for c in submits if c not in flaky]
     # every job ran inside a stand-in job: its output names the SLURM job id given by sbatch
     ids = {str(c["jobid"]) for c in submits}
     summary = (work / "out" / "summary.txt").read_text().split("\n")
@@ -242,8 +254,7 @@ def test_toy_workflow_runs_through_slurm_standins(tmp_path, fake_slurm):
     assert "--gpus=a100:1" in gpu_args and "--gres" not in gpu_args
     # the plugin polled job states and the jobstep ran each rule through srun
     assert any(c["cmd"] in ("sacct", "squeue") and "--name" in c["args"] for c in log)
-    assert sum(c["cmd"] == "srun" for c in log) == 3
-    assert all(json.loads(p.read_text())["state"] == "COMPLETED" for p in state.glob("job-*.json"))
+    assert sum(c["cmd"] == "srun" for c in log) == 5
 
 
 @pytest.mark.slow
@@ -257,3 +268,41 @@ def test_prepare_model_runs_through_slurm_standins(tmp_path, fake_slurm):
     assert len(submits) == 1 and "rule_prepare_model" in " ".join(submits[0]["args"])
     assert (tmp_path / "logs" / "prepare_model" / "tiny-llama.log").is_file()
     assert (tmp_path / "benchmarks" / "prepare_model" / "tiny-llama.tsv").is_file()
+
+
+def test_interrupt_cancels_jobs_through_scancel(tmp_path, fake_slurm):
+    """Ctrl-C on the submitting snakemake cancels its running SLURM jobs with scancel."""
+    import signal
+    import subprocess
+    import time
+
+    env, state = fake_slurm
+    work = tmp_path / "toy"
+    work.mkdir()
+    (work / "Snakefile").write_text('rule long:\n    output: "out/long.txt"\n    shell: "sleep 300; touch {output}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", *slurm_args()], cwd=work,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        job = None
+        while time.monotonic() < deadline:
+            jobs = [json.loads(p.read_text()) for p in state.glob("job-*.json")]
+            if jobs and jobs[0]["state"] == "RUNNING":
+                job = jobs[0]
+                break
+            time.sleep(0.2)
+        assert job, "the job never started"
+        time.sleep(2)  # let snakemake register the submission
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    cancels = [c for c in calls(state) if c["cmd"] == "scancel"]
+    assert cancels and str(job["id"]) in cancels[0]["args"], out[-3000:]
+    assert json.loads((state / f"job-{job['id']}.json").read_text())["state"] == "CANCELLED"
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(job["runner_pid"], 0)
+    assert not (work / "out" / "long.txt").exists()
