@@ -30,7 +30,7 @@ run: venv
 	  $(SNAKE) --cores $(CORES) --resources gpu=$(GPUS) --profile profiles/default
 
 test: venv
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 lint: venv
 	$(SNAKE) --lint
