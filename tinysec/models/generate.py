@@ -49,7 +49,6 @@ def load_for_generation(model_dir: str | os.PathLike, adapter_dir: str | os.Path
     A fine-tuned full model is just another ``model_dir``. The tokenizer comes from the adapter
     folder when it has one (training saves it there), else from ``model_dir``.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .sources import compute_dtype, default_device
@@ -65,7 +64,6 @@ def load_for_generation(model_dir: str | os.PathLike, adapter_dir: str | os.Path
     model.to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    torch.set_grad_enabled(False)
     return model, tokenizer
 
 
@@ -86,8 +84,9 @@ def generate_batched(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen:
 
     Prompts are sorted by length (longest first, so memory trouble shows at once) and run in
     batches of ``gen['batch_size']`` with left padding and the KV cache. Each result is
-    ``{text, n_tokens, seconds}``: ``n_tokens`` counts generated tokens up to and including the
-    stop token, ``seconds`` is the batch's wall time shared out by generated tokens.
+    ``{text, n_tokens, token_ids, seconds}``: ``n_tokens`` counts generated tokens up to and including the
+    stop token, ``token_ids`` are those tokens, ``seconds`` is the batch's wall time shared out by
+    generated tokens.
     """
     import torch
     from tqdm.auto import tqdm
@@ -118,7 +117,8 @@ def generate_batched(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen:
             ids[row, width - len(p):] = torch.tensor(p)
             mask[row, width - len(p):] = 1
         t0 = time.perf_counter()
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        with torch.inference_mode():
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
         secs = time.perf_counter() - t0
         new = out[:, width:].tolist()
         counts = []
@@ -136,7 +136,7 @@ def generate_batched(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen:
             for s in g["stop"]:
                 if s and s in text:
                     text = text[:text.index(s)]
-            results[i] = {"text": text.strip(), "n_tokens": counts[row],
+            results[i] = {"text": text.strip(), "n_tokens": counts[row], "token_ids": new[row][:counts[row]],
                           "seconds": round(secs * counts[row] / total, 4)}
         bar.update(len(idx))
     bar.close()
