@@ -140,15 +140,18 @@ def counts_table(methods: list[Method], baseline: Method) -> pd.DataFrame:
     gold = Counter()
     for r in _load(baseline)["clean"]:
         gold[r["source"]] += len(r["gold"])
-    rows = [{"method": "gold entities (test)", **{f"{SOURCE_LABELS[s]}": gold[s] for s in SOURCES}}]
+    rows = []
     for m in methods:
         tp = tp_by_source(m)
         row = {"method": m.label}
         for s in SOURCES:
             row[SOURCE_LABELS[s]] = tp[s]
-            row[f"{SOURCE_LABELS[s]} delta"] = tp[s] - base[s]
+            row[f"{SOURCE_LABELS[s]} delta"] = f"{tp[s] - base[s]:+d}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    gold_row = {"method": "gold entities (test)"}
+    for s in SOURCES:
+        gold_row[SOURCE_LABELS[s]], gold_row[f"{SOURCE_LABELS[s]} delta"] = gold[s], ""
+    return pd.DataFrame([gold_row, *rows])
 
 
 # ---------------------------------------------------------------- robustness
@@ -186,12 +189,16 @@ def robustness_table(methods: list[Method], families: list[str]) -> pd.DataFrame
                 raise ValueError(f"{m.predictions} has no predictions for test set '{name}'")
             sc = testset_scores(sets[name])["ALL"]
             lost, found = attack_success(sets["clean"], sets[name]) if name != "clean" else (0, 0)
+            is_clean = name == "clean"
             rows.append({"method": m.label, "testset": name, "sentences": len(sets[name]),
                          "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"],
                          "f1_drop": clean_f1 - sc["f1"],
-                         "attack_success_rate": (lost / found if found else float("nan")) if name != "clean" else 0.0,
-                         "entities_found_clean": found if name != "clean" else None})
-    return pd.DataFrame(rows)
+                         "attack_success_rate": None if is_clean or not found else round(lost / found, 4),
+                         "entities_found_clean": None if is_clean else found})
+    df = pd.DataFrame(rows)
+    for col in ("attack_success_rate", "entities_found_clean"):  # blank on the clean rows
+        df[col] = df[col].astype(object).where(df[col].notna(), "")
+    return df
 
 
 def ablation_table(methods: list[Method], families: list[str]) -> pd.DataFrame:
