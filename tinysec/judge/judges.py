@@ -76,9 +76,14 @@ class ReferenceJudge(Judge):
             from ..models.embed import SentenceEmbedder
 
             self._embedder = SentenceEmbedder(self.path, device=self.device)
+        import numpy as np
+        from tqdm.auto import tqdm
+
         texts = sorted({t.reference for t in tasks} | {t.first for t in tasks} | {t.second for t in tasks})
         index = {t: i for i, t in enumerate(texts)}
-        vec = self._embedder.encode(texts)
+        step = 256
+        vec = np.concatenate([self._embedder.encode(texts[i:i + step])
+                              for i in tqdm(range(0, len(texts), step), desc="judging (reference, embedding)")])
         out = []
         for t in tasks:
             ref = vec[index[t.reference]]
