@@ -104,3 +104,14 @@ def test_read_answers_errors_name_row_and_field(tmp_path):
     p.write_text('{"id": "1", "answer": "ok"}\n{"id": "2", "answer": 5}\n')
     with pytest.raises(InputError, match=r"row 2, field 'answer'"):
         read_answers(p)
+
+
+def test_reference_judge_items_need_a_reference(tmp_path):
+    from tinysec.judge.battle import read_items
+
+    p = tmp_path / "eval.jsonl"
+    p.write_text('{"id": "a", "instruction": "q", "input": "", "output": "ref"}\n'
+                 '{"id": "b", "instruction": "q2", "input": "", "output": " "}\n')
+    assert len(read_items(p)) == 2
+    with pytest.raises(InputError, match=r"eval.jsonl, row 2, field 'output'"):
+        read_items(p, need_reference=True)

@@ -50,16 +50,20 @@ def read_answers(path: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-def read_items(path: str | os.PathLike) -> list[dict]:
-    """Evaluation items ``{id, instruction, input, output}`` (``output`` is the reference answer)."""
+def read_items(path: str | os.PathLike, need_reference: bool = False) -> list[dict]:
+    """Evaluation items ``{id, instruction, input, output}`` (``output`` is the reference answer,
+    which must be non-empty when ``need_reference``)."""
     items = []
     for row_no, row in enumerate(read_jsonl(path), start=1):
         rid = row.get("id")
         if not isinstance(rid, (str, int)) or rid == "":
             raise InputError(path, f"expected an item id, got {rid!r}", row=row_no, field="id")
+        output = _text(path, row_no, row, "output", required=False)
+        if need_reference and not output.strip():
+            raise InputError(path, "the reference judge needs a non-empty reference answer", row=row_no,
+                             field="output")
         items.append({"id": str(rid), "instruction": _text(path, row_no, row, "instruction"),
-                      "input": _text(path, row_no, row, "input", required=False),
-                      "output": _text(path, row_no, row, "output", required=False)})
+                      "input": _text(path, row_no, row, "input", required=False), "output": output})
     return items
 
 

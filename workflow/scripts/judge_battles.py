@@ -19,7 +19,7 @@ with tinysec.io.script_logging(snakemake) as log:
     pairs = [tuple(p) for p in snakemake.params.pairs]
     cache = JudgmentCache(snakemake.params.cache)
     try:
-        battles, stats = judge_pairs(read_items(snakemake.input.eval), answers, pairs, judge, cache)
+        battles, stats = judge_pairs(read_items(snakemake.input.eval, need_reference=spec["kind"] == "reference"), answers, pairs, judge, cache)
     finally:
         cache.close()
     log.info("judge %s: %s", name, stats)

@@ -9,10 +9,9 @@ with tinysec.io.script_logging(snakemake) as log:
     opponent = snakemake.wildcards.opponent
     by_model, everything = {}, []
     for path in snakemake.input.pairs:
-        rows = tinysec.io.read_jsonl(path, allow_empty=True)
-        if rows:
-            by_model[rows[0]["model_a"]] = rows
-            everything.extend(rows)
+        model = path.rsplit("/", 1)[-1].split("__vs__")[0]
+        by_model[model] = tinysec.io.read_jsonl(path, allow_empty=True)
+        everything.extend(by_model[model])
     df = vs_table(by_model, opponent)
     s = summarize(everything)
     items = len({r["id"] for r in everything})
