@@ -54,7 +54,7 @@ class ShuffledElo:
 
 
 def shuffled_elo(battles: Battles, params: EloParams = EloParams(), n_orders: int = 1000,
-                 seed: int = 0, ci: float = 0.95, chunk: int = 1000) -> ShuffledElo:
+                 seed: int = 0, ci: float = 0.95, chunk: int | None = None) -> ShuffledElo:
     """Online Elo over ``n_orders`` random orders of the same battles.
 
     Battles are first put in a canonical content order, so the result depends on the multiset of
@@ -65,6 +65,8 @@ def shuffled_elo(battles: Battles, params: EloParams = EloParams(), n_orders: in
     canon = battles.canonical_order()
     a, b, s = battles.a[canon], battles.b[canon], battles.score[canon]
     rng = np.random.default_rng(seed)
+    if chunk is None:  # orders run together, bounded to ~5M battle slots (about 120 MB of index arrays)
+        chunk = max(1, min(n_orders, 5_000_000 // max(len(s), 1)))
     out = []
     for start in range(0, n_orders, chunk):
         m = min(chunk, n_orders - start)
