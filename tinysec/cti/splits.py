@@ -1,0 +1,67 @@
+"""Seeded train/val/test splits stratified by technique, a leakage check, and subsampling.
+
+Stratification for multi-label data: each example joins the stratum of its rarest technique.
+Strata are shuffled (seeded) and laid end to end; walking that order, every example goes to the
+split furthest below its target share. Each stratum is thereby divided in the requested ratio
+up to one example, and the whole corpus exactly, as far as the counts allow.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+from .corpus import text_key
+
+SPLITS = ("train", "val", "test")
+
+
+class LeakageError(ValueError):
+    """The same (normalised) text appears in two splits."""
+
+
+def stratified_split(records: list[dict], fractions: tuple[float, float, float], seed: int,
+                     label_field: str = "techniques") -> dict[str, list[dict]]:
+    """Split ``records`` into train/val/test by ``fractions`` (summing to 1), stratified by rarest label."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    rng = random.Random(seed)
+    freq = Counter(label for r in records for label in r[label_field])
+    strata: dict[str, list[dict]] = defaultdict(list)
+    for rec in records:
+        labels = rec[label_field]
+        key = min(labels, key=lambda lab: (freq[lab], lab)) if labels else ""
+        strata[key].append(rec)
+    keys = sorted(strata)
+    rng.shuffle(keys)
+    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    seen = 0
+    for key in keys:
+        members = sorted(strata[key], key=lambda r: r["id"])
+        rng.shuffle(members)
+        for rec in members:
+            seen += 1
+            deficits = [fractions[i] * seen - len(out[s]) for i, s in enumerate(SPLITS)]
+            out[SPLITS[max(range(3), key=lambda i: (deficits[i], -i))]].append(rec)
+    for name in SPLITS:
+        out[name].sort(key=lambda r: r["id"])
+    return out
+
+
+def check_leakage(splits: dict[str, list[dict]]) -> None:
+    """Raise :class:`LeakageError` when one normalised text appears in two splits."""
+    owner: dict[str, str] = {}
+    for name, rows in splits.items():
+        for rec in rows:
+            key = text_key(rec["text"])
+            if key in owner and owner[key] != name:
+                raise LeakageError(f"text of {rec['id']} appears in both '{owner[key]}' and '{name}': {rec['text'][:80]!r}")
+            owner[key] = name
+
+
+def subsample(records: list[dict], n: int | None, seed: int) -> list[dict]:
+    """A seeded random subset of ``n`` records (all when ``n`` is None or not smaller), in id order."""
+    if n is None or n >= len(records):
+        return list(records)
+    picked = random.Random(seed).sample(records, n)
+    return sorted(picked, key=lambda r: r["id"])

@@ -1,0 +1,8 @@
+"""Snakemake entry of cti_score: map answers onto labels; metrics, per-label scores, predictions."""
+
+from tinysec.cti.steps import score_file
+from tinysec.io import script_logging
+
+with script_logging(snakemake):
+    score_file(snakemake.input.model, snakemake.input.answers, snakemake.input.test, snakemake.wildcards.contestant,
+               dict(snakemake.output.items()))

@@ -1,0 +1,9 @@
+"""Snakemake entry of cti_table: the tactic or technique table (Tables 6-7 analog)."""
+
+from tinysec.cti.steps import build_table
+from tinysec.io import script_logging
+
+with script_logging(snakemake):
+    build_table(snakemake.wildcards.task, list(snakemake.input.metrics), snakemake.input.stats,
+                snakemake.input.train, snakemake.input.test, snakemake.input.labels, snakemake.output.csv,
+                snakemake.output.md, snakemake.params.hparams, snakemake.params.choices)

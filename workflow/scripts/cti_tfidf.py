@@ -1,0 +1,8 @@
+"""Snakemake entry of cti_tfidf: fit the TF-IDF + one-vs-rest logistic regression baseline and answer the test subset."""
+
+from tinysec.cti.steps import fit_tfidf
+from tinysec.io import script_logging
+
+with script_logging(snakemake):
+    fit_tfidf(snakemake.input.train, snakemake.input.test, snakemake.input.labels, snakemake.wildcards.task,
+              snakemake.output.model, snakemake.output.answers, snakemake.params.settings, snakemake.params.seed)
