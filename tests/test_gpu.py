@@ -170,6 +170,22 @@ def test_launch_command_parses_with_accelerate():
 
 def test_two_snakemake_jobs_under_gpu_2_get_different_devices(tmp_path):
     """Real snakemake: two concurrent 1-GPU jobs under --resources gpu=2 claim ids 0 and 1."""
+    # script: jobs run in their own process, like the pipeline's GPU rules
+    (tmp_path / "gpu_job.py").write_text(textwrap.dedent("""
+        import os, time
+        from tinysec.gpu import claim_gpus
+        from pathlib import Path
+        with claim_gpus(snakemake.resources.gpu, poll=0.05) as ids:
+            start = time.time()
+            # hold the claim until the other job holds its claim too (both run at once)
+            Path(f"claimed-{snakemake.wildcards.i}").touch()
+            while len(list(Path().glob("claimed-*"))) < 2:
+                if time.time() - start > 120:
+                    raise SystemExit("the other GPU job never ran at the same time")
+                time.sleep(0.05)
+            with open(snakemake.output[0], "w") as fh:
+                fh.write(f"{os.environ['CUDA_VISIBLE_DEVICES']} {start} {time.time()}")
+    """))
     (tmp_path / "Snakefile").write_text(textwrap.dedent("""
         rule all:
             input: expand("out/{i}.txt", i=[1, 2])
@@ -177,14 +193,7 @@ def test_two_snakemake_jobs_under_gpu_2_get_different_devices(tmp_path):
         rule gpu_job:
             output: "out/{i}.txt"
             resources: gpu=1
-            run:
-                import os, time
-                from tinysec.gpu import claim_gpus
-                with claim_gpus(resources.gpu, poll=0.05) as ids:
-                    start = time.time()
-                    time.sleep(2)
-                    with open(output[0], "w") as fh:
-                        fh.write(f"{os.environ['CUDA_VISIBLE_DEVICES']} {start} {time.time()}")
+            script: "gpu_job.py"
     """))
     env = dict(os.environ, TINYSEC_GPU_COUNT="2", PYTHONPATH=str(REPO))
     env.pop("CUDA_VISIBLE_DEVICES", None)
