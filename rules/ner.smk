@@ -34,6 +34,7 @@ rule ner_predict:
         postprocess=ner_postprocess_settings(),
         normalize=config["ner"]["normalize"],
         batch_size=config["ner"]["eval_batch_size"],
+        max_rows=config["ner"]["max_test_rows"],
     log:
         "logs/ner_predict/{ner_encoder}/{ner_variant}.log",
     benchmark:

@@ -51,16 +51,26 @@ class Method:
 
 def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out_path: str | os.PathLike,
                      post: PostprocessSettings, normalize: bool = True, batch_size: int = 32,
-                     device: str = "cpu") -> int:
-    """Tag every test set (``{name: jsonl path}``, ``clean`` first) and write one predictions file."""
+                     device: str = "cpu", max_rows: int | None = None) -> int:
+    """Tag every test set (``{name: jsonl path}``, ``clean`` first) and write one predictions file.
+
+    ``max_rows`` keeps the first N clean test sentences and only their perturbed copies.
+    """
     tagger = Tagger(model_dir, post, normalize=normalize, device=device, batch_size=batch_size)
     out = []
+    keep: set[str] | None = None
     for name, path in testsets.items():
         rows = read_jsonl(path)
         for i, row in enumerate(rows, start=1):
             for key in ("id", "text", "spans"):
                 if key not in row:
                     raise InputError(path, f"missing field '{key}'", row=i, field=key)
+        if max_rows:
+            if keep is None:
+                rows = rows[:max_rows]
+                keep = {r["id"] for r in rows}
+            else:
+                rows = [r for r in rows if r.get("orig_id", r["id"]) in keep]
         tagged = tagger.tag([r["text"] for r in rows], progress=True)
         for row, res in zip(rows, tagged):
             out.append({"testset": name, "family": row.get("family", "clean" if name == "clean" else name),

@@ -19,5 +19,6 @@ with script_logging(snakemake) as log:
             normalize=snakemake.params.normalize,
             batch_size=snakemake.params.batch_size,
             device=default_device(),
+            max_rows=snakemake.params.max_rows,
         )
     log.info("wrote %d prediction rows", n)
