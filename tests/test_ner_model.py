@@ -217,3 +217,16 @@ def test_bad_training_rows_name_file_row_and_field(tiny_bert, tmp_path):
     path.write_text(json.dumps({"id": "a", "tokens": ["x"], "tags": ["B-ORG"]}) + "\n")
     with pytest.raises(InputError, match="unknown tag 'B-ORG'"):
         train_tagger(tiny_bert, path, tmp_path / "m", LABELS, TrainSettings(epochs=1))
+
+
+def test_length_grouped_batches_cover_every_sentence_once():
+    import random
+
+    from tinysec.ner.train import length_grouped_batches
+
+    lengths = [random.Random(1).randint(5, 300) for _ in range(103)]
+    batches = length_grouped_batches(lengths, 8, random.Random(0), group=4)
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    assert all(len(b) <= 8 for b in batches)
+    # within a batch lengths are sorted (grouped), so padding is far below a random batching's
+    assert all([lengths[i] for i in b] == sorted(lengths[i] for i in b) for b in batches)

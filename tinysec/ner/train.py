@@ -181,6 +181,21 @@ def _tag_tensor(rows: list[dict], label_ids: dict[str, int], width: int) -> torc
     return out
 
 
+def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                           group: int = 16) -> list[list[int]]:
+    """Shuffled batches of similar-length sentences (less padding): shuffle, sort within windows
+    of ``group`` batches by length, cut into batches, shuffle the batch order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * group
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def peak_memory_mb(device: str) -> float:
     """Peak GPU memory (CUDA) or peak resident memory of this process (CPU), in MiB."""
     if device.startswith("cuda"):
@@ -251,10 +266,8 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     history = []
     progress = tqdm(total=total_steps, desc=f"train {Path(out_dir).name}", mininterval=5)
     for epoch in range(s.epochs):
-        order = list(range(len(pool)))
-        rng.shuffle(order)
-        for i in range(0, len(order), s.batch_size):
-            rows = [pool[j] for j in order[i:i + s.batch_size]]
+        for batch_idx in length_grouped_batches([len(r["tokens"]) for r in pool], s.batch_size, rng):
+            rows = [pool[j] for j in batch_idx]
             batch, em, loss_clean = forward(rows)
             n_tokens += int(batch.attention_mask.sum())
             n_words += int(batch.word_mask.sum())
