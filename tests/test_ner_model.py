@@ -230,3 +230,13 @@ def test_length_grouped_batches_cover_every_sentence_once():
     assert all(len(b) <= 8 for b in batches)
     # within a batch lengths are sorted (grouped), so padding is far below a random batching's
     assert all([lengths[i] for i in b] == sorted(lengths[i] for i in b) for b in batches)
+
+
+def test_stratified_sample_balances_a_source_sorted_file():
+    from tinysec.ner.train import stratified_sample
+
+    rows = [{"id": f"{s}{i}", "source": s} for s in ("dns", "nmap", "shodan", "whois") for i in range(10)]
+    picked = stratified_sample(rows, 8, seed=3)
+    assert [r["source"] for r in picked].count("dns") == 2 and len({r["id"] for r in picked}) == 8
+    assert picked == sorted(picked, key=rows.index) and stratified_sample(rows, 8, seed=3) == picked
+    assert stratified_sample(rows, None) == rows and stratified_sample(rows, 100) == rows

@@ -21,6 +21,7 @@ import pandas as pd
 from ..io import InputError, read_jsonl, write_jsonl
 from .metrics import F1_DEFINITION, span_counts, span_scores
 from .postprocess import PostprocessSettings, Tagger
+from .train import stratified_sample
 
 SOURCES = ("shodan", "whois", "dns", "nmap")
 SOURCE_LABELS = {"shodan": "Shodan", "whois": "WHOIS", "dns": "DNS (dig)", "nmap": "Nmap"}
@@ -54,7 +55,8 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
                      device: str = "cpu", max_rows: int | None = None) -> int:
     """Tag every test set (``{name: jsonl path}``, ``clean`` first) and write one predictions file.
 
-    ``max_rows`` keeps the first N clean test sentences and only their perturbed copies.
+    ``max_rows`` keeps a seeded source-stratified sample of N clean test sentences and only their
+    perturbed copies.
     """
     tagger = Tagger(model_dir, post, normalize=normalize, device=device, batch_size=batch_size)
     out = []
@@ -67,7 +69,7 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
                     raise InputError(path, f"missing field '{key}'", row=i, field=key)
         if max_rows:
             if keep is None:
-                rows = rows[:max_rows]
+                rows = stratified_sample(rows, max_rows)
                 keep = {r["id"] for r in rows}
             else:
                 rows = [r for r in rows if r.get("orig_id", r["id"]) in keep]

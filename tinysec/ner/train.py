@@ -52,7 +52,7 @@ class TrainSettings:
     max_length: int = 128
     max_grad_norm: float = 1.0
     seed: int = 0
-    max_train_rows: int | None = None
+    max_train_rows: int | None = None   # seeded source-stratified sample of the clean rows
     # robust fine-tuning switches
     adv_samples: bool = False           # use perturbed variants (train.adv.jsonl)
     adv_loss: bool = True               # alpha/beta mixed loss; off = variants are plain extra data
@@ -181,6 +181,26 @@ def _tag_tensor(rows: list[dict], label_ids: dict[str, int], width: int) -> torc
     return out
 
 
+def stratified_sample(rows: list[dict], n: int | None, seed: int = 0, key: str = "source") -> list[dict]:
+    """Up to ``n`` rows, seeded, taking the sources in turn (so a source-sorted file stays balanced);
+    the kept rows keep their file order. ``n`` None or >= len(rows): all rows."""
+    if not n or n >= len(rows):
+        return list(rows)
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(str(r.get(key, "")), []).append(i)
+    for idx in groups.values():
+        rng.shuffle(idx)
+    picked: list[int] = []
+    queues = [groups[k] for k in sorted(groups)]
+    while len(picked) < n:
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop())
+    return [rows[i] for i in sorted(picked)]
+
+
 def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
                            group: int = 16) -> list[list[int]]:
     """Shuffled batches of similar-length sentences (less padding): shuffle, sort within windows
@@ -216,8 +236,7 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     rng = random.Random(s.seed)
     label_ids = {t: i for i, t in enumerate(labels)}
     clean = load_rows(train_path, label_ids)
-    if s.max_train_rows:
-        clean = clean[: s.max_train_rows]
+    clean = stratified_sample(clean, s.max_train_rows, s.seed)
     variants: dict[str, list[dict]] = {}
     if s.adv_samples:
         if adv_path is None:
