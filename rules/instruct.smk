@@ -1,13 +1,5 @@
 # rules of the 'instruct' section (see docs/DEVELOPING.md): instruction data, LoRA and full
 # fine-tuning (Tables 3-4 analog: finetune_time), answers of every contestant for the judge.
-import re
-
-
-def _only(names):
-    """Wildcard regex matching exactly one of `names` (nothing when empty)."""
-    return "|".join(re.escape(n) for n in names) or "(?!x)x"
-
-
 rule instruct_fetch:
     output:
         data="results/data/downloads/{name}",
@@ -107,7 +99,7 @@ rule generate_base:
         prompt=lambda wc: instruct_prompt(wc.model),
         gpus=config["device"]["gpus_per_job"],
     wildcard_constraints:
-        model=_only(instruct_local_answerers()),
+        model=instruct_only(instruct_local_answerers()),
     log:
         "logs/generate_base/{model}.log",
     benchmark:
@@ -133,7 +125,7 @@ rule generate_lora:
         prompt=lambda wc: instruct_prompt(wc.model),
         gpus=config["device"]["gpus_per_job"],
     wildcard_constraints:
-        model=_only(instruct_base_models()),
+        model=instruct_only(instruct_base_models()),
     log:
         "logs/generate_lora/{model}.log",
     benchmark:
@@ -158,7 +150,7 @@ rule generate_full:
         prompt=lambda wc: instruct_prompt(wc.model),
         gpus=config["device"]["gpus_per_job"],
     wildcard_constraints:
-        model=_only(instruct_base_models()),
+        model=instruct_only(instruct_base_models()),
     log:
         "logs/generate_full/{model}.log",
     benchmark:
@@ -182,7 +174,7 @@ rule generate_api:
         api_entry=lambda wc: model_entry(wc.model),
         prompt=lambda wc: {"system": instruct_config().get("prompt", {}).get("system")},
     wildcard_constraints:
-        model=_only(instruct_api_answerers()),
+        model=instruct_only(instruct_api_answerers()),
     log:
         "logs/generate_api/{model}.log",
     benchmark:
