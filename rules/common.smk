@@ -114,6 +114,13 @@ def instruct_api_answerers():
     return [r for r in instruct_references() if is_api_model(r)]
 
 
+def instruct_only(names):
+    """Wildcard regex matching exactly one of `names` (nothing when empty)."""
+    import re
+
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
 def instruct_data_entries(role):
     """Configured train or eval data files (role 'train' or 'eval')."""
     data = instruct_config().get("data", {})
