@@ -40,10 +40,13 @@ def _cut_in_citation(body: str) -> bool:
     """True when ``body`` ends inside an unclosed ``(Citation: ...`` (or a prefix of the word)."""
     if "(" not in body:
         return False
-    tail = body[body.rindex("(") + 1:].lstrip()
+    cut = body.rindex("(")
+    tail = body[cut + 1:].lstrip()
     if ")" in tail:
         return False
-    return tail.lower().startswith("citation:") or (tail != "" and "citation:".startswith(tail.lower()))
+    if not tail:  # a bare "(" right after a sentence end or another citation opens a citation
+        return body[:cut].rstrip().endswith((")", ".", "!", "?"))
+    return tail.lower().startswith("citation:") or "citation:".startswith(tail.lower())
 
 
 def clean_text(raw: str) -> Cleaned:
