@@ -52,6 +52,10 @@ def test_prf_table_and_figure(tiny_run):
         p, r = row["precision"], row["recall"]
         assert row["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
         assert row["tp"] + row["fn"] == df["tp"].iloc[0] + df["fn"].iloc[0]  # same gold
+    robust = read_jsonl(tiny_run / "results" / "ner" / "pred" / "tiny-bert" / "robust.jsonl")
+    flagged = sum(e["flagged"] for r in robust if r["testset"] == "clean" for e in r["pred"])
+    assert df.set_index("variant").loc["robust", "flagged"] == flagged
+    assert df["f1_unflagged"].between(0, 1).all()
     assert (tiny_run / "results" / "figures" / "ner_prf.png").stat().st_size > 5000
 
 

@@ -105,9 +105,13 @@ def prf_table(methods: list[Method]) -> pd.DataFrame:
     rows = []
     for m in methods:
         sc = testset_scores(_load(m)["clean"])
+        clean = _load(m)["clean"]
+        confident = span_scores([r["gold"] for r in clean],
+                                [[e for e in r["pred"] if not e.get("flagged")] for r in clean])["ALL"]
         row = {"method": m.label, "encoder": m.encoder, "variant": m.variant,
                "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
-               "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"]}
+               "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"],
+               "f1_unflagged": confident["f1"], "flagged": sum(e.get("flagged", False) for r in clean for e in r["pred"])}
         for typ in sorted(k for k in sc if k != "ALL"):
             row[f"f1_{typ}"] = sc[typ]["f1"]
         rows.append(row)
@@ -277,7 +281,9 @@ _WHAT = {
             "(analog of the NER study's Table 2; the study reports P 0.932 / R 0.527 / F1 0.669 for its "
             "fine-tuned SecureBERT baseline and 0.961 / 0.660 / 0.785 for its best method - note its F1 values "
             "do not follow from its P and R, 2*0.961*0.660/(0.961+0.660) = 0.783). tp/fp/fn are summed counts; "
-            "f1_<TYPE> is the same strict F1 restricted to one entity type."),
+            "f1_<TYPE> is the same strict F1 restricted to one entity type; "
+            "flagged counts kept entities below the confidence threshold (flag mode) and f1_unflagged is F1 "
+            "when they are dropped instead."),
     "counts": ("Correctly recognised entities (strict true positives) on the clean test set per OSINT source, "
                "with the difference to the baseline (analog of the study's Table 1); the first row counts the "
                "gold entities per source."),
