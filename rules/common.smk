@@ -256,8 +256,11 @@ def cti_llm_contestants():
 
 def cti_contestants():
     """Every row of the CTI tables (each has results/cti/{contestant}/{task}_metrics.json)."""
-    tfidf = ["tfidf-lr"] if cti_config().get("tfidf", {}).get("enabled", True) else []
-    return cti_llm_contestants() + tfidf
+    tfidf = cti_config().get("tfidf", {})
+    rows = ["tfidf-lr"] if tfidf.get("enabled", True) else []
+    if tfidf.get("enabled", True) and tfidf.get("full_train", True):
+        rows.append("tfidf-lr-full")
+    return cti_llm_contestants() + rows
 
 
 def cti_regex(names):
@@ -290,6 +293,11 @@ def cti_model_inputs(wildcards):
     """The base weights an LLM contestant loads (none for api: models)."""
     base = cti_base_model(wildcards.contestant)
     return [] if is_api_model(base) else [model_path(base)]
+
+
+def cti_finetune_label(model):
+    """Display name of the LoRA fine-tune of `model`."""
+    return f"{model_entry(model).get('label', model)} + LoRA"
 
 
 def cti_prompt(name):

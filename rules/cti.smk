@@ -61,7 +61,7 @@ rule cti_finetune:
         hparams=lambda wc: cti_hparams(wc.model),
         prompt=lambda wc: cti_prompt(wc.model),
         gen=cti_config().get("generation", {}),
-        label=lambda wc: model_entry(wc.model).get("label", wc.model) + " + LoRA",
+        label=lambda wc: cti_finetune_label(wc.model),
         checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
         gpus=config["device"]["gpus_per_job"],
     log:
@@ -104,19 +104,21 @@ rule cti_zero_shot_model:
 
 rule cti_tfidf:
     input:
-        train="results/cti/subset/train.jsonl",
+        train=lambda wc: "results/cti/train.jsonl" if wc.variant == "tfidf-lr-full" else "results/cti/subset/train.jsonl",
         test="results/cti/subset/test.jsonl",
         labels="results/cti/labels.json",
     output:
-        model=directory("results/cti/tfidf-lr/{task}_model"),
-        answers="results/cti/tfidf-lr/{task}_answers.jsonl",
+        model=directory("results/cti/{variant}/{task}_model"),
+        answers="results/cti/{variant}/{task}_answers.jsonl",
     params:
-        settings={k: v for k, v in cti_config().get("tfidf", {}).items() if k != "enabled"},
+        settings={k: v for k, v in cti_config().get("tfidf", {}).items() if k not in ("enabled", "full_train")},
         seed=config.get("seed", 0),
+    wildcard_constraints:
+        variant="tfidf-lr|tfidf-lr-full",
     log:
-        "logs/cti_tfidf/{task}.log",
+        "logs/cti_tfidf/{variant}-{task}.log",
     benchmark:
-        "benchmarks/cti_tfidf/{task}.tsv"
+        "benchmarks/cti_tfidf/{variant}-{task}.tsv"
     threads: HEAVY_THREADS
     conda:
         "../envs/tinysec.yaml"

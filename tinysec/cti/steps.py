@@ -94,15 +94,18 @@ def llm_manifest(out_dir: str, kind: str, task: str, labels_file: str, train_fil
 
 
 def fit_tfidf(train_file: str, test_file: str, labels_file: str, task: str, out_dir: str, answers_file: str,
-              settings: Mapping[str, Any], seed: int) -> None:
-    """Fit the TF-IDF baseline, save it as a CTI model folder and answer the test subset."""
+              settings: Mapping[str, Any], seed: int, full: bool = False) -> None:
+    """Fit the TF-IDF baseline, save it as a CTI model folder and answer the test subset.
+
+    ``full``: the training file is the whole training split rather than the subsample (own label)."""
     from .tfidf import TfidfOvr
 
     field = label_field(task)
     train = read_jsonl(train_file)
     model = TfidfOvr.fit([r["text"] for r in train], [r[field] for r in train], dict(settings), seed=seed)
     model.save(Path(out_dir) / "tfidf")
-    write_manifest(out_dir, kind="tfidf", label="TF-IDF + LR (one-vs-rest)", parameters=model.n_parameters,
+    label = f"TF-IDF + LR, full train split ({len(train)})" if full else "TF-IDF + LR (one-vs-rest)"
+    write_manifest(out_dir, kind="tfidf", label=label, parameters=model.n_parameters,
                    **_manifest_base(task, labels_file))
     write_jsonl(answers_file, answer(out_dir, read_jsonl(test_file)))
 
