@@ -309,13 +309,15 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
     clean = _load(methods[0])["clean"]
     tm = train_metrics(methods[0])
     tr, rob = context["train"], context["robust"]
+    robust = [m for m in methods if m.variant == "robust"]
+    n_adv = f" (+{train_metrics(robust[0]).get('adversarial_variants', '?')} perturbed variants for the robust model)" \
+        if robust else ""
     parts = [
         f"**{kind}** ({context['run_name']}). {_WHAT[kind]}",
         f"Methods: {', '.join(m.label for m in methods)}.",
         f"Test: {len(clean)} clean sentences with {sum(len(r['gold']) for r in clean)} gold entities; "
         f"perturbation families: {', '.join(context['families']) or 'none'}.",
-        f"Training: {tm.get('train_sentences', '?')} clean sentences"
-        f"{' (+' + str(train_metrics(next((m for m in methods if m.variant == 'robust'), methods[0])).get('adversarial_variants', '?')) + ' perturbed variants for the robust model)' if any(m.variant == 'robust' for m in methods) else ''}, "
+        f"Training: {tm.get('train_sentences', '?')} clean sentences{n_adv}, "
         f"{tr['epochs']} epochs, batch {tr['batch_size']}, max {tr['max_length']} subword tokens, full fine-tuning, "
         f"encoder lr {tr['lr']:g} (head+CRF {tr['head_lr']:g}), linear warm-up {tr['warmup_ratio']:g}, seed-fixed; "
         f"robust: L = {rob['alpha']:g}*L_clean + {rob['beta']:g}*L_adv + {rob['consistency']:g}*KL, gradient masking "
