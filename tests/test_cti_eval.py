@@ -190,3 +190,34 @@ def test_tiny_run_builds_both_tables(tiny_run):
             per = pd.read_csv(folder / f"{task}_per_label.csv")
             assert per["support"].sum() == sum(len(p["gold"]) for p in preds)
         assert (tiny_run / "results" / "cti" / "tiny-llama-lora" / f"{task}_model" / "adapter_config.json").is_file()
+
+
+def test_cti_eval_api_model(tmp_path, catalogue, labels_file, capsys, monkeypatch):
+    """The API baseline answers through the shared client (loopback server); the key stays out of files."""
+    from openai_server import OpenAIServer
+
+    def responder(body):
+        text = body["messages"][-1]["content"]
+        return "Execution" if "powershell" in text else "Command and Control; banana"
+
+    rows = _rows(catalogue)
+    write_jsonl(tmp_path / "train.jsonl", rows[:10])
+    monkeypatch.setenv("CTI_TEST_KEY", "sk-cti-secret")
+    with OpenAIServer(responder=responder, script=["429"], key="sk-cti-secret") as srv:
+        entry = {"source": "api:test", "label": "Test API",
+                 "api": {"base_url": srv.base_url, "model": "m", "key_env": "CTI_TEST_KEY", "max_retries": 2}}
+        folder = tmp_path / "api_model"
+        llm_manifest(str(folder), "api", "tactic", str(labels_file), str(tmp_path / "train.jsonl"), "Test API",
+                     api_entry=entry, gen={"max_new_tokens": 8})
+        user = tmp_path / "user.jsonl"
+        write_jsonl(user, [{"text": r["text"], "labels": r["tactics"]} for r in rows[:6]])
+        out, preds = tmp_path / "m.json", tmp_path / "p.jsonl"
+        assert tinysec_main(["cti-eval", "--model", str(folder), "--task", "tactic", str(user), "--out", str(out),
+                             "--predictions", str(preds)]) == 0
+        assert srv.calls == 7  # six texts, one retried after the 429
+        assert "Choose from: Reconnaissance" in srv.requests[-1]["messages"][-1]["content"]
+    metrics = json.loads(out.read_text())
+    assert metrics["precision_micro"] == pytest.approx(1.0) and metrics["recall_micro"] == pytest.approx(1.0)
+    assert metrics["unmapped_fragments"] == 3 and metrics["invalid_rate"] == 0
+    assert {tuple(p["unmapped"]) for p in read_jsonl(preds)} == {(), ("banana",)}
+    assert "sk-cti-secret" not in (folder / "cti_model.json").read_text()

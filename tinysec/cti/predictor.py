@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from ..io import InputError, read_json, write_json
 from .labels import Catalogue
 from .outputs import LabelMapper
-from .prompts import to_records
+from .prompts import label_field, to_records
 
 MANIFEST = "cti_model.json"
 KINDS = ("lora", "zero-shot", "api", "tfidf")
@@ -84,7 +84,8 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
     from ..models import generate
 
     mapper = mapper_of(manifest)
-    records = to_records([{**r, task + "s": []} for r in rows], task, mapper, manifest.get("choices"))
+    unlabeled = [{**r, label_field(task): []} for r in rows]  # prompts only; gold stays with the caller
+    records = to_records(unlabeled, task, mapper, manifest.get("choices"))
     if kind == "api":
         out = generate.api_answer_records(manifest["api_entry"], records, manifest.get("gen"),
                                           system=(manifest.get("prompt") or {}).get("system"))
