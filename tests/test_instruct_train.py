@@ -164,3 +164,17 @@ def test_answer_rows_from_adapter_and_api(tiny_llama, tmp_path, monkeypatch):
                                            (f"\n\n{RECORDS[i]['input']}" if RECORDS[i]["input"] else "")
                                            for i in range(3)]
     assert srv.calls == 4 and srv.requests[-1]["max_tokens"] == 16
+
+
+def test_checkpoint_is_reused_only_with_the_same_settings(tiny_llama, tmp_path):
+    hp = {"epochs": 1, "batch_size": 2, "grad_accum": 1, "save_every": 1}
+    stopped = train.finetune(tiny_llama, RECORDS, tmp_path / "a", hp, checkpoint_dir=tmp_path / "ck",
+                             stop_after_steps=3, progress=False)
+    assert stopped == {"stopped_at_step": 3} and not (tmp_path / "a").exists()
+    same = train.finetune(tiny_llama, RECORDS, tmp_path / "a", hp, checkpoint_dir=tmp_path / "ck", progress=False)
+    assert same["resumed_from_step"] == 3 and same["optimizer_steps"] == 12
+    train.finetune(tiny_llama, RECORDS, tmp_path / "b", hp, checkpoint_dir=tmp_path / "ck2", stop_after_steps=3,
+                   progress=False)
+    other = train.finetune(tiny_llama, RECORDS, tmp_path / "b", {**hp, "lr": 5e-4}, checkpoint_dir=tmp_path / "ck2",
+                           progress=False)
+    assert other["resumed_from_step"] == 0 and other["optimizer_steps"] == 12

@@ -305,6 +305,12 @@ def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]],
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
     state = {"step": 0, "epoch": 0, "batch": 0, "elapsed": 0.0, "tokens": 0, "answer_tokens": 0,
              "pad_tokens": 0, "loss_curve": []}
+    fingerprint = json.dumps({"hp": hp, "examples": len(examples), "prompt": dict(prompt or {})},
+                             sort_keys=True, default=str)
+    if ckpt is not None and (ckpt / "state.json").is_file() and read_json(ckpt / "state.json").get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s was written with other data or hyperparameters; starting over", ckpt)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    state["fingerprint"] = fingerprint
     if ckpt is not None:
         loaded = _load_checkpoint(ckpt, accelerator.unwrap_model(wrapper), optimizer, scheduler)
         if loaded:
