@@ -60,7 +60,6 @@ rule cti_finetune:
     params:
         hparams=lambda wc: cti_hparams(wc.model),
         prompt=lambda wc: cti_prompt(wc.model),
-        gen=cti_config().get("generation", {}),
         label=lambda wc: cti_finetune_label(wc.model),
         checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
         gpus=config["device"]["gpus_per_job"],
@@ -88,7 +87,6 @@ rule cti_zero_shot_model:
         entry=lambda wc: model_entry(wc.contestant),
         api=lambda wc: is_api_model(wc.contestant),
         prompt=lambda wc: cti_prompt(wc.contestant),
-        gen=cti_config().get("generation", {}),
         choices=cti_config().get("zero_shot_labels"),
     wildcard_constraints:
         contestant=cti_regex(cti_zero_shot()),
@@ -134,6 +132,7 @@ rule cti_answer:
     output:
         answers="results/cti/{contestant}/{task}_answers.jsonl",
     params:
+        gen=cti_config().get("generation", {}),
         gpus=config["device"]["gpus_per_job"],
     wildcard_constraints:
         contestant=cti_regex(cti_llm_contestants()),

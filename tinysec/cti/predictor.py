@@ -22,6 +22,7 @@ from .outputs import LabelMapper
 from .prompts import label_field, to_records
 
 MANIFEST = "cti_model.json"
+DEFAULT_GEN = {"max_new_tokens": 32, "batch_size": 16}
 KINDS = ("lora", "zero-shot", "api", "tfidf")
 
 
@@ -71,8 +72,10 @@ def safetensors_numel(folder: str | os.PathLike) -> int:
 
 
 def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | None = None,
-           progress: bool = True) -> list[dict]:
-    """Answers ``{id, answer, n_tokens, seconds}`` of the model in ``model_dir`` for ``rows`` ({id, text})."""
+           progress: bool = True, gen: Mapping[str, Any] | None = None) -> list[dict]:
+    """Answers ``{id, answer, n_tokens, seconds}`` of the model in ``model_dir`` for ``rows`` ({id, text}).
+
+    Generation settings: ``gen``, else the manifest's, else :data:`DEFAULT_GEN` (greedy)."""
     manifest = load_manifest(model_dir)
     kind, task = manifest["kind"], manifest["task"]
     if kind == "tfidf":
@@ -84,14 +87,15 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
     from ..models import generate
 
     mapper = mapper_of(manifest)
+    settings = {**DEFAULT_GEN, **(manifest.get("gen") or {}), **(gen or {})}
     unlabeled = [{**r, label_field(task): []} for r in rows]  # prompts only; gold stays with the caller
     records = to_records(unlabeled, task, mapper, manifest.get("choices"))
     if kind == "api":
-        out = generate.api_answer_records(manifest["api_entry"], records, manifest.get("gen"),
+        out = generate.api_answer_records(manifest["api_entry"], records, settings,
                                           system=(manifest.get("prompt") or {}).get("system"))
     else:
         adapter = model_dir if kind == "lora" else None
-        out = generate.answer_records(manifest["model_dir"], records, manifest.get("gen"),
+        out = generate.answer_records(manifest["model_dir"], records, settings,
                                       prompt=manifest.get("prompt"), adapter_dir=adapter, device=device,
                                       progress=progress)
     return [{"id": o["id"], "answer": o["answer"], "n_tokens": o["n_tokens"], "seconds": o["seconds"]} for o in out]

@@ -59,7 +59,7 @@ def _manifest_base(task: str, labels_file: str) -> dict:
 
 
 def finetune(model_dir: str, train_file: str, labels_file: str, task: str, out_dir: str, metrics_file: str,
-             hparams: Mapping[str, Any], prompt: Mapping[str, Any], gen: Mapping[str, Any], checkpoint_dir: str,
+             hparams: Mapping[str, Any], prompt: Mapping[str, Any], checkpoint_dir: str,
              gpus: int, label: str, log_file: str | None = None) -> dict:
     """LoRA fine-tune ``model_dir`` on the task's instruction records (shared training code), then
     write the manifest that makes ``out_dir`` a CTI model folder."""
@@ -71,7 +71,7 @@ def finetune(model_dir: str, train_file: str, labels_file: str, task: str, out_d
                        "hparams": dict(hparams), "prompt": dict(prompt), "checkpoint_dir": checkpoint_dir,
                        "log_file": log_file}, gpus_per_job=gpus)
     params = safetensors_numel(model_dir) + safetensors_numel(out_dir)
-    write_manifest(out_dir, kind="lora", label=label, model_dir=model_dir, prompt=dict(prompt), gen=dict(gen),
+    write_manifest(out_dir, kind="lora", label=label, model_dir=model_dir, prompt=dict(prompt),
                    parameters=params, **_manifest_base(task, labels_file))
     return metrics
 
@@ -110,13 +110,16 @@ def fit_tfidf(train_file: str, test_file: str, labels_file: str, task: str, out_
     write_jsonl(answers_file, answer(out_dir, read_jsonl(test_file)))
 
 
-def answer_file(model_dir: str, test_file: str, out_file: str, gpus: int) -> int:
-    """Answers of an LLM model folder for the test subset (GPU claimed for local models)."""
+def answer_file(model_dir: str, test_file: str, out_file: str, gpus: int, gen: Mapping[str, Any] | None = None) -> int:
+    """Answers of an LLM model folder for the test subset (GPU claimed for local models).
+
+    ``gen`` (generation settings) is a parameter of this step, not of training, so changing it
+    never reruns a fine-tune."""
     from ..gpu import claim_gpus
 
     manifest = load_manifest(model_dir)
     with claim_gpus(0 if manifest["kind"] == "api" else min(1, gpus)):
-        rows = answer(model_dir, read_jsonl(test_file))
+        rows = answer(model_dir, read_jsonl(test_file), gen=gen)
     return write_jsonl(out_file, rows)
 
 

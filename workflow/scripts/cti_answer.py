@@ -7,4 +7,5 @@ from tinysec.io import script_logging
 
 with script_logging(snakemake):
     torch.set_num_threads(snakemake.threads)
-    answer_file(snakemake.input.model, snakemake.input.test, snakemake.output.answers, snakemake.params.gpus)
+    answer_file(snakemake.input.model, snakemake.input.test, snakemake.output.answers, snakemake.params.gpus,
+                gen=snakemake.params.gen)

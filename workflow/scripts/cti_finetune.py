@@ -9,5 +9,5 @@ with script_logging(snakemake):
     torch.set_num_threads(snakemake.threads)
     finetune(snakemake.input.model, snakemake.input.train, snakemake.input.labels, snakemake.wildcards.task,
              snakemake.output.model, snakemake.output.metrics, snakemake.params.hparams, snakemake.params.prompt,
-             snakemake.params.gen, snakemake.params.checkpoint_dir, snakemake.params.gpus, snakemake.params.label,
+             snakemake.params.checkpoint_dir, snakemake.params.gpus, snakemake.params.label,
              log_file=snakemake.log[0])

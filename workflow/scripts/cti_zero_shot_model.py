@@ -9,4 +9,4 @@ with script_logging(snakemake):
     llm_manifest(snakemake.output.model, "api" if api else "zero-shot", snakemake.wildcards.task,
                  snakemake.input.labels, snakemake.input.train, entry.get("label", snakemake.wildcards.contestant),
                  model_dir=None if api else snakemake.input.model[0], api_entry=entry if api else None,
-                 prompt=snakemake.params.prompt, gen=snakemake.params.gen, choices_limit=snakemake.params.choices)
+                 prompt=snakemake.params.prompt, choices_limit=snakemake.params.choices)
