@@ -57,7 +57,9 @@ def test_adding_a_reference_generates_only_its_answers(tiny_run, tmp_path):
     cfg["instruct"]["references"].append("tiny-llama-ref2")
     path = tmp_path / "tiny_plus.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    out = run_snakemake(tiny_run, "-n", "--quiet", "rules", configfile=path).stdout
+    targets = [f"results/answers/{c}.jsonl" for c in CONTESTANTS + ["tiny-llama-ref2"]]
+    out = run_snakemake(tiny_run, *targets, "results/tables/finetune_time.md", "-n", "--quiet", "rules",
+                        configfile=path).stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert jobs.get("generate_base") == "1" and jobs.get("prepare_model") == "1", out
     for rule in ("instruct_data", "train_lora", "train_full", "generate_lora", "generate_full", "finetune_time_table"):
