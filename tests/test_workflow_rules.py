@@ -16,7 +16,7 @@ CONFIGS = {name: REPO / "config" / f"{name}.yaml" for name in ("config", "tiny",
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9",
                "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
                "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": ""}
-GPU_RULE = re.compile(r"^(train_|generate_)")
+GPU_RULE = re.compile(r"^(train_|generate_(?!api$))")  # API answers need no GPU
 
 
 def dry_run_jobs(workdir, configfile) -> list[dict]:
