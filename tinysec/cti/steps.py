@@ -146,5 +146,6 @@ def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_
     df = results_frame([read_json(f) for f in metrics_files])
     _, to_parent, mapper = _labels(labels_file, task)
     text = caption(task, read_json(stats_file), len(read_jsonl(train_file)), len(read_jsonl(test_file)),
-                   len(mapper.valid), to_parent, device_description(), choices_limit, hparams)
+                   len(mapper.valid), to_parent, device_description(),
+                   choices_limit if choices_limit and choices_limit < len(mapper.valid) else None, hparams)
     write_table(df, csv, md, text)
