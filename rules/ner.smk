@@ -52,9 +52,9 @@ rule ner_prf:
     input:
         predictions=ner_prf_predictions(),
     output:
-        table=report("results/tables/ner_prf.csv", category="NER", caption="../workflow/report/ner_prf.rst"),
+        table=report("results/tables/ner_prf.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_prf.rst"),
         md="results/tables/ner_prf.md",
-        figure=report("results/figures/ner_prf.png", category="NER", caption="../workflow/report/ner_prf.rst"),
+        figure=report("results/figures/ner_prf.png", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_prf.rst"),
     params:
         methods=ner_prf_methods(),
         context=ner_caption_context(),
@@ -72,7 +72,7 @@ rule ner_counts:
     input:
         predictions=ner_main_predictions(["baseline", "robust"]),
     output:
-        table=report("results/tables/ner_counts.csv", category="NER", caption="../workflow/report/ner_counts.rst"),
+        table=report("results/tables/ner_counts.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_counts.rst"),
         md="results/tables/ner_counts.md",
     params:
         methods=ner_main_methods(["baseline", "robust"]),
@@ -92,7 +92,7 @@ rule ner_robustness:
         predictions=ner_main_predictions(["baseline", "robust"]),
     output:
         table=report(
-            "results/tables/ner_robustness.csv", category="NER", caption="../workflow/report/ner_robustness.rst"
+            "results/tables/ner_robustness.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_robustness.rst"
         ),
         md="results/tables/ner_robustness.md",
     params:
@@ -113,7 +113,7 @@ rule ner_ablation:
     input:
         predictions=ner_main_predictions(["robust", *config["ner"]["ablations"]]),
     output:
-        table=report("results/tables/ner_ablation.csv", category="NER", caption="../workflow/report/ner_ablation.rst"),
+        table=report("results/tables/ner_ablation.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_ablation.rst"),
         md="results/tables/ner_ablation.md",
     params:
         methods=ner_main_methods(["robust", *config["ner"]["ablations"]]),
@@ -133,7 +133,7 @@ rule ner_example:
     input:
         predictions=ner_main_predictions(["baseline", "robust"]),
     output:
-        md=report("results/tables/ner_example.md", category="NER", caption="../workflow/report/ner_example.rst"),
+        md=report("results/tables/ner_example.md", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_example.rst"),
     params:
         methods=ner_main_methods(["baseline", "robust"]),
         source=config["ner"]["example_source"],

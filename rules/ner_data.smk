@@ -45,12 +45,14 @@ rule ner_data_table:
     output:
         csv=report(
             "results/tables/ner_corpus.csv",
-            category="NER corpus",
+            category="NER study",
+            subcategory="NER corpus",
             caption="../workflow/report/ner_corpus.rst",
         ),
         md=report(
             "results/tables/ner_corpus.md",
-            category="NER corpus",
+            category="NER study",
+            subcategory="NER corpus",
             caption="../workflow/report/ner_corpus.rst",
         ),
     params:
