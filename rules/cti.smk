@@ -184,12 +184,14 @@ rule cti_table:
     output:
         csv=report(
             "results/tables/{task}.csv",
-            category="CTI extraction",
+            category="Small-LLM study",
+            subcategory="CTI extraction",
             caption="../workflow/report/cti_table.rst",
         ),
         md=report(
             "results/tables/{task}.md",
-            category="CTI extraction",
+            category="Small-LLM study",
+            subcategory="CTI extraction",
             caption="../workflow/report/cti_table.rst",
         ),
     params:
