@@ -280,21 +280,39 @@ def test_interrupt_cancels_jobs_through_scancel(tmp_path, fake_slurm):
     work = tmp_path / "toy"
     work.mkdir()
     (work / "Snakefile").write_text('rule long:\n    output: "out/long.txt"\n    shell: "sleep 300; touch {output}"\n')
+    import threading
+
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", *slurm_args()], cwd=work,
                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
         job = None
         while time.monotonic() < deadline:
             jobs = [json.loads(p.read_text()) for p in state.glob("job-*.json")]
-            if jobs and jobs[0]["state"] == "RUNNING":
+            submitted = any("has been submitted with SLURM jobid" in line for line in list(lines))
+            # the job counts as active once snakemake has polled its status
+            polled = any(c["cmd"] in ("sacct", "squeue") for c in calls(state))
+            if jobs and jobs[0]["state"] == "RUNNING" and submitted and polled:
                 job = jobs[0]
                 break
             time.sleep(0.2)
         assert job, "the job never started"
-        time.sleep(2)  # let snakemake register the submission
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        # Snakemake's remote executor empties its active-job list while a status poll runs, so a
+        # Ctrl-C landing mid-poll would cancel nothing (upstream race); interrupt between polls.
+        time.sleep(3)
+        # Ctrl-C, repeated on a loaded machine until snakemake reacts (it exits after cancelling).
+        for _ in range(4):
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        reader.join(timeout=10)
+        out = "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -302,7 +320,13 @@ def test_interrupt_cancels_jobs_through_scancel(tmp_path, fake_slurm):
     cancels = [c for c in calls(state) if c["cmd"] == "scancel"]
     assert cancels and str(job["id"]) in cancels[0]["args"], out[-3000:]
     assert json.loads((state / f"job-{job['id']}.json").read_text())["state"] == "CANCELLED"
-    time.sleep(0.5)
+    gone_by = time.monotonic() + 20  # the stand-in scancel kills the job's process group
+    while time.monotonic() < gone_by:
+        try:
+            os.killpg(job["runner_pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.killpg(job["runner_pid"], 0)
     assert not (work / "out" / "long.txt").exists()
