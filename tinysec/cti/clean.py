@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-LINK_RE = re.compile(r"\[([^\]\[]*)\]\([^)]*\)")
-CITATION_RE = re.compile(r"\(\s*Citation:[^)]*\)", re.IGNORECASE)
+LINK_RE = re.compile(r"\[([^\]\[]*)\]\((?:[^()]|\([^)]*\))*\)")  # URLs may hold (...)
+CITATION_RE = re.compile(r"\s*\(\s*Citation:[^)]*\)", re.IGNORECASE)
 TAG_RE = re.compile(r"</?code>", re.IGNORECASE)
 ELLIPSIS_RE = re.compile(r"(?:\.\.\.|…)\s*$")
 # Constructs left open by a cut at the end of the text.
@@ -29,7 +29,8 @@ class Cleaned:
     truncated: bool  # the cut removed part of the sentence itself
 
 
-def _strip_markup(text: str) -> str:
+def strip_markup(text: str) -> str:
+    """Markdown links to their text; ``(Citation: ...)`` markers and ``<code>`` tags removed."""
     text = LINK_RE.sub(r"\1", text)
     text = CITATION_RE.sub("", text)
     text = TAG_RE.sub("", text)
@@ -66,7 +67,7 @@ def clean_text(raw: str) -> Cleaned:
             elif body and not body[-1].isspace() and not body[-1] in ".!?)":
                 body = re.sub(r"\S+$", "", body)  # half a word: drop it
         text = body
-    text = _strip_markup(text)
+    text = strip_markup(text)
     text = SPACE_RE.sub(" ", text).strip()
     text = re.sub(r"\s+([.,;:])", r"\1", text)
     if truncated:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..cti.clean import strip_markup
 from ..io import read_json
 from ..models.sources import package_dir
 
@@ -35,8 +36,6 @@ FILES = {
 }
 MAX_LIST = 5
 
-_LINK = re.compile(r"\[([^\]]+)\]\((?:[^()]|\([^)]*\))*\)")
-_CITATION = re.compile(r"\s*\(Citation:[^)]*\)")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 
 
@@ -44,10 +43,7 @@ def clean_description(text: str | None) -> str | None:
     """Plain text of an ATT&CK description, or ``None`` when no full sentence is left."""
     if not text:
         return None
-    text = _LINK.sub(r"\1", text)
-    text = _CITATION.sub("", text)
-    text = re.sub(r"<code>|</code>", "", text)
-    text = " ".join(text.split())
+    text = " ".join(strip_markup(text).split())
     if text.endswith("..."):
         body = text[:-3]
         ends = [m.end() for m in _SENTENCE_END.finditer(body)]
