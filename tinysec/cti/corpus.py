@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -81,25 +80,15 @@ def read_package(files: dict[str, str | os.PathLike]) -> tuple[list[RawExample],
 
 
 # ---------------------------------------------------------------- STIX bundle
-def fetch(url: str, timeout: float = 120.0) -> bytes:
-    """Download ``url`` with retries (exponential backoff)."""
-    import urllib.request
-
-    from tenacity import retry, stop_after_attempt, wait_exponential
-
-    @retry(stop=stop_after_attempt(4), wait=wait_exponential(min=2, max=30), reraise=True)
-    def _get() -> bytes:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user-configured URL
-            return resp.read()
-
-    return _get()
-
-
 def load_bundle(source: str) -> tuple[list[dict], str]:
     """Objects of a STIX bundle given by path or URL, and a label for captions."""
     if re.match(r"^https?://", source):
-        log.info("downloading the STIX bundle from %s", source)
-        doc = json.loads(fetch(source).decode("utf-8"))
+        import tempfile
+
+        from ..data.download import fetch  # the project's one downloader (retries, backoff)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            doc = read_json(fetch(source, Path(tmp) / "bundle.json", sha256=None, timeout=120.0))
     else:
         doc = read_json(source)
     if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
