@@ -178,3 +178,26 @@ def test_checkpoint_is_reused_only_with_the_same_settings(tiny_llama, tmp_path):
     other = train.finetune(tiny_llama, RECORDS, tmp_path / "b", {**hp, "lr": 5e-4}, checkpoint_dir=tmp_path / "ck2",
                            progress=False)
     assert other["resumed_from_step"] == 0 and other["optimizer_steps"] == 12
+
+
+def test_one_slow_step_moves_the_wall_time_not_the_steady_state_estimate(tiny_llama, tmp_path, monkeypatch):
+    hp = {"epochs": 1, "batch_size": 2, "grad_accum": 1}  # 12 optimizer steps
+    calm = train.finetune(tiny_llama, RECORDS, tmp_path / "calm", hp, progress=False)
+    real_step, calls = train._optimizer_step, []
+
+    def one_slow_step(job, state, group):  # outside load stalling the fifth step for 1 s
+        calls.append(state.step)
+        if len(calls) == 5:
+            time.sleep(1.0)
+        return real_step(job, state, group)
+
+    monkeypatch.setattr(train, "_optimizer_step", one_slow_step)
+    busy = train.finetune(tiny_llama, RECORDS, tmp_path / "busy", hp, progress=False)
+    assert calls == list(range(12))
+    for m in (calm, busy):
+        assert m["optimizer_steps"] == 12 and m["cpu_seconds"] > 0 and m["median_step_seconds"] > 0
+        assert m["steady_state_seconds"] == pytest.approx(12 * m["median_step_seconds"], abs=2e-3)
+    assert busy["wall_seconds"] - busy["steady_state_seconds"] > 0.8  # the stall is in the wall time only
+    assert busy["wall_seconds"] > calm["wall_seconds"] + 0.5
+    assert abs(busy["steady_state_seconds"] - calm["steady_state_seconds"]) < 0.5
+    assert busy["cpu_seconds"] < busy["wall_seconds"] - 0.8  # sleeping costs no CPU time

@@ -28,14 +28,14 @@ import logging
 import math
 import os
 import random
-import resource
 import shutil
 import sys
-import time
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..io import InputError, read_json, write_json
+from ..torchutil import StepClock, length_grouped_batches, peak_memory_mb
 from .prompts import IGNORE_INDEX, prompt_format
 
 log = logging.getLogger(__name__)
@@ -106,22 +106,15 @@ def make_batches(lengths: Sequence[int], batch_size: int, seed: int, grouped: bo
                  group_factor: int = 50) -> list[list[int]]:
     """Batches of example indices for one epoch, deterministic in ``seed``.
 
-    ``grouped``: shuffle, cut into groups of ``batch_size * group_factor`` examples, sort each
-    group by length and split it into batches, then shuffle the batches (as in length-grouped
-    sampling). Otherwise plain shuffled batches.
+    ``grouped``: :func:`tinysec.torchutil.length_grouped_batches` with windows of ``batch_size *
+    group_factor`` examples, longest first. Otherwise plain shuffled batches.
     """
     rng = random.Random(seed)
+    if grouped:
+        return length_grouped_batches(lengths, batch_size, rng, group=group_factor, descending=True)
     idx = list(range(len(lengths)))
     rng.shuffle(idx)
-    if not grouped:
-        return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
-    batches = []
-    group = batch_size * group_factor
-    for g in range(0, len(idx), group):
-        chunk = sorted(idx[g:g + group], key=lambda i: -lengths[i])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
+    return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
 
 
 def collate(examples: Sequence[Mapping[str, list[int]]], pad_id: int):
@@ -192,17 +185,9 @@ def count_params(model) -> tuple[int, int]:
     return trainable, total
 
 
-def peak_memory_mb(device: str) -> float:
-    """Peak memory of this process: CUDA max allocated on GPU, max resident set size on CPU."""
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # ---------------------------------------------------------------------------- checkpoints
-def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: dict) -> None:
+def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: "TrainState") -> None:
+    """Write trainable weights, optimizer/scheduler/RNG state and ``state.json`` to ``ckpt_dir`` atomically."""
     import torch
     from safetensors.torch import save_file
 
@@ -213,7 +198,7 @@ def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: dict)
     save_file(weights, str(tmp / "trainable.safetensors"))
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state()}, tmp / "optim.pt")
-    write_json(tmp / "state.json", state)
+    write_json(tmp / "state.json", asdict(state))
     old = ckpt_dir.with_name(ckpt_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if ckpt_dir.exists():
@@ -223,6 +208,7 @@ def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: dict)
 
 
 def _load_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler) -> dict | None:
+    """Restore a checkpoint into the model, optimizer, scheduler and RNG; its ``state.json`` (None: no checkpoint)."""
     import torch
     from safetensors.torch import load_file
 
@@ -245,6 +231,218 @@ def _load_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler) -> dict | No
 
 
 # ---------------------------------------------------------------------------- training
+@dataclass
+class TrainState:
+    """Progress of one fine-tuning run; a checkpoint's ``state.json`` holds it as a dict.
+
+    ``elapsed``, ``cpu_seconds`` and ``step_seconds`` are the wall seconds, process CPU seconds
+    and per-optimizer-step seconds measured up to the checkpoint (carried over on resume).
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    elapsed: float = 0.0
+    cpu_seconds: float = 0.0
+    tokens: int = 0
+    answer_tokens: int = 0
+    pad_tokens: int = 0
+    loss_curve: list[dict] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainState":
+        """State from a checkpoint's dict; keys it does not know are ignored, missing ones default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class _Job:
+    """Everything a fine-tuning run sets up before its first step."""
+
+    hp: dict[str, Any]
+    accelerator: Any
+    device: str
+    tokenizer: Any
+    pad_id: int
+    examples: list[dict]
+    dropped: int
+    wrapper: Any
+    params: list
+    optimizer: Any
+    scheduler: Any
+    total_steps: int
+    trainable: int
+    total: int
+
+    @property
+    def world(self) -> int:
+        return self.accelerator.num_processes
+
+
+def _setup(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], hparams: Mapping[str, Any] | None,
+           prompt: Mapping[str, Any] | None, device: str | None) -> _Job:
+    """Tokenise the records, load the trainable model, build optimizer and scheduler (accelerate-prepared)."""
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer, get_scheduler
+
+    from .sources import compute_dtype
+
+    hp = merge_hparams(hparams)
+    accelerator = Accelerator(cpu=(device == "cpu"))
+    dev = str(accelerator.device)
+    torch.manual_seed(hp["seed"])
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    examples, dropped = encode_records(tokenizer, records, hp["cutoff"], prompt)
+    if not examples:
+        raise ValueError("no training example left after tokenisation (all answers cut away by cutoff?)")
+
+    model = load_trainable(model_dir, hp["method"], hp["lora"], compute_dtype(dev))
+    trainable, total = count_params(model)
+    wrapper = _answer_loss_module(model)
+    params = [p for p in wrapper.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+
+    per_step = hp["batch_size"] * hp["grad_accum"] * accelerator.num_processes
+    total_steps = math.ceil(len(examples) / per_step) * hp["epochs"]
+    if hp["max_steps"]:
+        total_steps = min(total_steps, hp["max_steps"])
+    scheduler = get_scheduler(hp["scheduler"], optimizer, num_warmup_steps=int(hp["warmup_ratio"] * total_steps),
+                              num_training_steps=total_steps)
+    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
+    return _Job(hp, accelerator, dev, tokenizer, pad_id, examples, dropped, wrapper, params, optimizer, scheduler,
+                total_steps, trainable, total)
+
+
+def _resume(job: _Job, ckpt: Path | None, prompt: Mapping[str, Any] | None) -> TrainState:
+    """A fresh state, or the one of ``ckpt`` (weights, optimizer, scheduler and RNG restored) when it
+    was written with the same data and hyperparameters; a checkpoint of other settings is deleted."""
+    fingerprint = json.dumps({"hp": job.hp, "examples": len(job.examples), "prompt": dict(prompt or {})},
+                             sort_keys=True, default=str)
+    state = TrainState(fingerprint=fingerprint)
+    if ckpt is None:
+        return state
+    if (ckpt / "state.json").is_file() and read_json(ckpt / "state.json").get("fingerprint") != fingerprint:
+        log.warning("checkpoint %s was written with other data or hyperparameters; starting over", ckpt)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    loaded = _load_checkpoint(ckpt, job.accelerator.unwrap_model(job.wrapper), job.optimizer, job.scheduler)
+    if loaded:
+        state = TrainState.from_dict({**loaded, "fingerprint": fingerprint})
+        log.info("resuming from checkpoint %s at optimizer step %d (epoch %d)", ckpt, state.step, state.epoch)
+    return state
+
+
+def _step_groups(job: _Job, epoch: int) -> list[list[list[int]]]:
+    """The epoch's batches, cut into the groups of ``grad_accum * world`` batches of one optimizer step."""
+    hp = job.hp
+    batches = make_batches([len(e["input_ids"]) for e in job.examples], hp["batch_size"], hp["seed"] * 1000 + epoch,
+                           grouped=hp["batching"] == "length")
+    n = hp["grad_accum"] * job.world
+    return [batches[i:i + n] for i in range(0, len(batches), n)]
+
+
+def _optimizer_step(job: _Job, state: TrainState, group: list[list[int]]) -> float:
+    """Forward and backward over this rank's batches of ``group``, then one optimizer step; returns the
+    mean answer-token loss of the group and adds the token counts to ``state``."""
+    import torch
+
+    acc, world, examples = job.accelerator, job.world, job.examples
+    n_answer = sum(sum(1 for t in examples[i]["labels"][1:] if t != IGNORE_INDEX) for b in group for i in b)
+    loss_sum = 0.0
+    for b in group[acc.process_index::world]:
+        batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in b], job.pad_id).items()}
+        loss = job.wrapper(**batch) / n_answer * world
+        acc.backward(loss)
+        loss_sum += loss.item() / world
+        real = int(batch["attention_mask"].sum())
+        state.tokens += real * world
+        state.pad_tokens += (batch["attention_mask"].numel() - real) * world
+    state.answer_tokens += n_answer
+    if world > 1:
+        loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=acc.device), "sum"))
+    if job.hp["max_grad_norm"]:
+        acc.clip_grad_norm_(job.params, job.hp["max_grad_norm"])
+    job.optimizer.step()
+    job.scheduler.step()
+    job.optimizer.zero_grad(set_to_none=True)
+    return loss_sum
+
+
+def _train_loop(job: _Job, state: TrainState, clock: StepClock, ckpt: Path | None, bar: Any,
+                stop_after_steps: int | None) -> bool:
+    """Optimizer steps until ``total_steps`` (or the last epoch) is reached, each timed by ``clock`` and
+    checkpointed every ``save_every`` steps; True when ``stop_after_steps`` stopped it first."""
+    hp, steps_this_call = job.hp, 0
+    while state.step < job.total_steps and state.epoch < hp["epochs"]:
+        groups = _step_groups(job, state.epoch)
+        for g in range(state.batch, len(groups)):
+            with clock.step():
+                loss = _optimizer_step(job, state, groups[g])
+            state.step, state.batch, steps_this_call = state.step + 1, g + 1, steps_this_call + 1
+            state.loss_curve.append({"step": state.step, "loss": round(loss, 5),
+                                     "epoch": round(state.epoch + (g + 1) / len(groups), 4)})
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+            done = state.step >= job.total_steps
+            save_now = hp["save_every"] and state.step % hp["save_every"] == 0
+            stop_now = stop_after_steps is not None and steps_this_call >= stop_after_steps
+            if ckpt is not None and (save_now or stop_now) and not done and job.accelerator.is_main_process:
+                _save_checkpoint(ckpt, job.accelerator.unwrap_model(job.wrapper), job.optimizer, job.scheduler,
+                                 replace(state, elapsed=clock.wall(), cpu_seconds=clock.cpu()))
+            if done:
+                return False
+            if stop_now:
+                return True
+        state.epoch, state.batch = state.epoch + 1, 0
+    return False
+
+
+def _save_result(job: _Job, out_dir: str | os.PathLike, ckpt: Path | None) -> None:
+    """Write the adapter or model and the tokenizer to ``out_dir`` (main process); drop the checkpoint."""
+    job.accelerator.wait_for_everyone()
+    if job.accelerator.is_main_process:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        job.accelerator.unwrap_model(job.wrapper).lm.save_pretrained(out, safe_serialization=True)
+        job.tokenizer.save_pretrained(out)
+        if ckpt is not None:
+            shutil.rmtree(ckpt, ignore_errors=True)
+
+
+def _summary(job: _Job, state: TrainState, clock: StepClock, resumed_from: int) -> dict[str, Any]:
+    """The training metrics of a finished run (see :func:`finetune`)."""
+    times = clock.summary(state.step)
+    wall = times["wall_seconds"]
+    curve = state.loss_curve
+    tail = [c["loss"] for c in curve[-max(1, min(10, len(curve) // 5)):]]
+    return {
+        "method": job.hp["method"],
+        "device": job.device,
+        "world_size": job.world,
+        "examples": len(job.examples),
+        "dropped_by_cutoff": job.dropped,
+        "epochs": job.hp["epochs"],
+        "optimizer_steps": state.step,
+        "resumed_from_step": resumed_from,
+        **times,
+        "train_tokens": state.tokens,
+        "answer_tokens": state.answer_tokens,
+        "tokens_per_second": round(state.tokens / wall, 3) if wall > 0 else None,
+        "padding_fraction": round(state.pad_tokens / max(1, state.tokens + state.pad_tokens), 4),
+        "peak_memory_mb": round(peak_memory_mb(job.device), 1),
+        "trainable_params": job.trainable,
+        "total_params": job.total,
+        "loss_curve": curve,
+        "final_loss": round(sum(tail) / len(tail), 5) if tail else None,
+        "hparams": job.hp,
+    }
+
+
 def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike,
              hparams: Mapping[str, Any] | None = None, *, prompt: Mapping[str, Any] | None = None,
              checkpoint_dir: str | os.PathLike | None = None, device: str | None = None,
@@ -262,153 +460,34 @@ def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]],
       call, leaving the checkpoint; for tests of resuming.
 
     ``out_dir`` receives a PEFT adapter (lora) or a safetensors model (full), plus the tokenizer.
-    Returns the metrics: ``wall_seconds``, ``train_tokens`` (non-padding), ``tokens_per_second``,
-    ``answer_tokens``, ``padding_fraction``, ``peak_memory_mb``, ``trainable_params``,
-    ``total_params``, ``loss_curve`` ([{step, loss}]), ``final_loss`` and the run settings.
+    Returns the metrics: ``wall_seconds``, ``cpu_seconds`` (process CPU time, all threads),
+    ``median_step_seconds`` (median optimizer-step time), ``steady_state_seconds`` (median step
+    time x optimizer steps: the training time without the slow steps outside load causes; these
+    four cover the training loop, resumed calls included), ``train_tokens`` (non-padding),
+    ``tokens_per_second``, ``answer_tokens``, ``padding_fraction``, ``peak_memory_mb``,
+    ``trainable_params``, ``total_params``, ``loss_curve`` ([{step, loss}]), ``final_loss`` and the
+    run settings.
     """
-    import torch
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
-    from transformers import AutoTokenizer, get_scheduler
 
-    hp = merge_hparams(hparams)
-    accelerator = Accelerator(cpu=(device == "cpu"))
-    dev = str(accelerator.device)
-    from .sources import compute_dtype
-
-    dtype = compute_dtype(dev)
-    torch.manual_seed(hp["seed"])
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    examples, dropped = encode_records(tokenizer, records, hp["cutoff"], prompt)
-    if not examples:
-        raise ValueError("no training example left after tokenisation (all answers cut away by cutoff?)")
-    lengths = [len(e["input_ids"]) for e in examples]
-
-    model = load_trainable(model_dir, hp["method"], hp["lora"], dtype)
-    trainable, total = count_params(model)
-    wrapper = _answer_loss_module(model)
-    params = [p for p in wrapper.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
-
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_step = hp["batch_size"] * hp["grad_accum"] * world
-    steps_per_epoch = math.ceil(len(examples) / per_step)
-    total_steps = steps_per_epoch * hp["epochs"]
-    if hp["max_steps"]:
-        total_steps = min(total_steps, hp["max_steps"])
-    scheduler = get_scheduler(hp["scheduler"], optimizer, num_warmup_steps=int(hp["warmup_ratio"] * total_steps),
-                              num_training_steps=total_steps)
-    wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
-
+    job = _setup(model_dir, records, hparams, prompt, device)
     ckpt = Path(checkpoint_dir) if checkpoint_dir else None
-    state = {"step": 0, "epoch": 0, "batch": 0, "elapsed": 0.0, "tokens": 0, "answer_tokens": 0,
-             "pad_tokens": 0, "loss_curve": []}
-    fingerprint = json.dumps({"hp": hp, "examples": len(examples), "prompt": dict(prompt or {})},
-                             sort_keys=True, default=str)
-    if ckpt is not None and (ckpt / "state.json").is_file() and read_json(ckpt / "state.json").get("fingerprint") != fingerprint:
-        log.warning("checkpoint %s was written with other data or hyperparameters; starting over", ckpt)
-        shutil.rmtree(ckpt, ignore_errors=True)
-    state["fingerprint"] = fingerprint
-    if ckpt is not None:
-        loaded = _load_checkpoint(ckpt, accelerator.unwrap_model(wrapper), optimizer, scheduler)
-        if loaded:
-            state.update(loaded)
-            log.info("resuming from checkpoint %s at optimizer step %d (epoch %d)", ckpt, state["step"],
-                     state["epoch"])
-    resumed_from = state["step"]
+    state = _resume(job, ckpt, prompt)
+    resumed_from = state.step
     log.info("%s fine-tuning: %d examples (%d dropped by cutoff), %d optimizer steps, %d trainable of %d "
-             "parameters, device %s", hp["method"], len(examples), dropped, total_steps, trainable, total, dev)
+             "parameters, device %s", job.hp["method"], len(job.examples), job.dropped, job.total_steps,
+             job.trainable, job.total, job.device)
 
-    wrapper.train()
-    start = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"{hp['method']} fine-tuning", disable=not progress,
-               mininterval=5)
-    steps_this_call = 0
-    done = state["step"] >= total_steps
-    while not done and state["epoch"] < hp["epochs"]:
-        batches = make_batches(lengths, hp["batch_size"], hp["seed"] * 1000 + state["epoch"],
-                               grouped=hp["batching"] == "length")
-        groups = [batches[i:i + hp["grad_accum"] * world] for i in range(0, len(batches), hp["grad_accum"] * world)]
-        for g in range(state["batch"], len(groups)):
-            group = groups[g]
-            n_answer = sum(sum(1 for t in examples[i]["labels"][1:] if t != IGNORE_INDEX) for b in group for i in b)
-            mine = group[rank::world]
-            loss_sum = 0.0
-            for b in mine:
-                batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in b], pad_id).items()}
-                loss = wrapper(**batch) / n_answer * world
-                accelerator.backward(loss)
-                loss_sum += loss.item() / world
-                real = int(batch["attention_mask"].sum())
-                state["tokens"] += real * world
-                state["pad_tokens"] += (batch["attention_mask"].numel() - real) * world
-            state["answer_tokens"] += n_answer
-            if world > 1:
-                loss_sum = float(accelerator.reduce(torch.tensor(loss_sum, device=accelerator.device), "sum"))
-            if hp["max_grad_norm"]:
-                accelerator.clip_grad_norm_(params, hp["max_grad_norm"])
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            state["batch"] = g + 1
-            steps_this_call += 1
-            state["loss_curve"].append({"step": state["step"], "loss": round(loss_sum, 5),
-                                        "epoch": round(state["epoch"] + (g + 1) / len(groups), 4)})
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum:.3f}")
-            done = state["step"] >= total_steps
-            save_now = hp["save_every"] and state["step"] % hp["save_every"] == 0
-            stop_now = stop_after_steps is not None and steps_this_call >= stop_after_steps
-            if ckpt is not None and (save_now or stop_now) and not done and accelerator.is_main_process:
-                _save_checkpoint(ckpt, accelerator.unwrap_model(wrapper), optimizer, scheduler,
-                                 {**state, "elapsed": state["elapsed"] + time.perf_counter() - start})
-            if stop_now and not done:
-                bar.close()
-                accelerator.wait_for_everyone()
-                return {"stopped_at_step": state["step"]}
-            if done:
-                break
-        else:
-            state["epoch"] += 1
-            state["batch"] = 0
-    bar.close()
-    wall = state["elapsed"] + time.perf_counter() - start
-
-    accelerator.wait_for_everyone()
-    out = Path(out_dir)
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        lm = accelerator.unwrap_model(wrapper).lm
-        lm.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
-        if ckpt is not None:
-            shutil.rmtree(ckpt, ignore_errors=True)
-    curve = state["loss_curve"]
-    tail = [c["loss"] for c in curve[-max(1, min(10, len(curve) // 5)):]]
-    return {
-        "method": hp["method"],
-        "device": dev,
-        "world_size": world,
-        "examples": len(examples),
-        "dropped_by_cutoff": dropped,
-        "epochs": hp["epochs"],
-        "optimizer_steps": state["step"],
-        "resumed_from_step": resumed_from,
-        "wall_seconds": round(wall, 3),
-        "train_tokens": state["tokens"],
-        "answer_tokens": state["answer_tokens"],
-        "tokens_per_second": round(state["tokens"] / wall, 3) if wall > 0 else None,
-        "padding_fraction": round(state["pad_tokens"] / max(1, state["tokens"] + state["pad_tokens"]), 4),
-        "peak_memory_mb": round(peak_memory_mb(dev), 1),
-        "trainable_params": trainable,
-        "total_params": total,
-        "loss_curve": curve,
-        "final_loss": round(sum(tail) / len(tail), 5) if tail else None,
-        "hparams": hp,
-    }
+    job.wrapper.train()
+    clock = StepClock(state.elapsed, state.cpu_seconds, state.step_seconds).start()
+    with tqdm(total=job.total_steps, initial=state.step, desc=f"{job.hp['method']} fine-tuning",
+              disable=not progress, mininterval=5) as bar:
+        stopped = _train_loop(job, state, clock, ckpt, bar, stop_after_steps)
+    if stopped:
+        job.accelerator.wait_for_everyone()
+        return {"stopped_at_step": state.step}
+    _save_result(job, out_dir, ckpt)
+    return _summary(job, state, clock, resumed_from)
 
 
 # ---------------------------------------------------------------------------- rule entry point

@@ -1,0 +1,93 @@
+"""Training helpers shared by the instruction fine-tuning (``models/train.py``) and the NER tagger
+training (``ner/train.py``): length-grouped batching, peak memory and step timing.
+
+Imports nothing from the sub-packages (so both can use it without an import cycle) and imports
+torch only inside :func:`peak_memory_mb`.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, group: int = 16,
+                           descending: bool = False) -> list[list[int]]:
+    """Shuffled batches of similar-length examples (less padding), drawn from ``rng``.
+
+    Shuffle the indices, cut them into windows of ``batch_size * group`` examples, sort each
+    window by length (longest first when ``descending``; ties keep their shuffled order), cut it
+    into batches, then shuffle the batch order.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * group
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lengths.__getitem__, reverse=descending)
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process in MiB: CUDA max allocated on a GPU, max resident set size on CPU."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class StepClock:
+    """Wall time, process CPU time and per-step times of a training loop.
+
+    ``wall_before``/``cpu_before``/``step_seconds`` carry what earlier (resumed) calls measured;
+    :meth:`start` begins this call's measurement. The steady-state estimate, median step time
+    times the number of steps, is what the training would take without the outliers a busy
+    machine causes (one slow step moves the wall time, not the median).
+    """
+
+    wall_before: float = 0.0
+    cpu_before: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)
+    _wall0: float = 0.0
+    _cpu0: float = 0.0
+
+    def start(self) -> "StepClock":
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        return self
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """Time one step (the body of the ``with`` block) into ``step_seconds``."""
+        t0 = time.perf_counter()
+        yield
+        self.step_seconds.append(round(time.perf_counter() - t0, 6))
+
+    def wall(self) -> float:
+        """Wall seconds so far, earlier calls included."""
+        return self.wall_before + time.perf_counter() - self._wall0
+
+    def cpu(self) -> float:
+        """Process CPU seconds (all threads) so far, earlier calls included."""
+        return self.cpu_before + time.process_time() - self._cpu0
+
+    def median_step(self) -> float | None:
+        """Median seconds of one step, or None before the first step."""
+        return statistics.median(self.step_seconds) if self.step_seconds else None
+
+    def summary(self, steps: int | None = None) -> dict[str, float | None]:
+        """``wall_seconds``, ``cpu_seconds``, ``median_step_seconds`` and ``steady_state_seconds``
+        (median step time x ``steps``, default the number of timed steps)."""
+        med = self.median_step()
+        n = len(self.step_seconds) if steps is None else steps
+        return {"wall_seconds": round(self.wall(), 3), "cpu_seconds": round(self.cpu(), 3),
+                "median_step_seconds": None if med is None else round(med, 5),
+                "steady_state_seconds": None if med is None else round(med * n, 3)}
