@@ -201,3 +201,34 @@ def test_one_slow_step_moves_the_wall_time_not_the_steady_state_estimate(tiny_ll
     assert busy["wall_seconds"] > calm["wall_seconds"] + 0.5
     assert abs(busy["steady_state_seconds"] - calm["steady_state_seconds"]) < 0.5
     assert busy["cpu_seconds"] < busy["wall_seconds"] - 0.8  # sleeping costs no CPU time
+
+
+def test_finetune_time_table_ratio_comes_from_the_steady_state_estimates(tiny_llama, tmp_path):
+    import pandas as pd
+
+    from tinysec.io import InputError
+    from tinysec.models.timing import write_finetune_time_table
+
+    files = []
+    for method in ("lora", "full"):
+        m = train.finetune(tiny_llama, RECORDS[:12], tmp_path / method, {"method": method, "epochs": 1},
+                           progress=False)
+        files.append(tmp_path / f"{method}.json")
+        files[-1].write_text(json.dumps(m))
+    df = write_finetune_time_table(files, tmp_path / "t.csv", tmp_path / "t.md", models=["tiny", "tiny"],
+                                   labels={"tiny": "Tiny"}, device="CPU test")
+    row = pd.read_csv(tmp_path / "t.csv").iloc[0]
+    assert list(df["model"]) == ["Tiny"] and row["model"] == "Tiny"
+    assert row["full_over_lora"] == pytest.approx(row["full_steady_seconds"] / row["lora_steady_seconds"], abs=0.01)
+    for meth in ("lora", "full"):
+        m = json.loads((tmp_path / f"{meth}.json").read_text())
+        assert row[f"{meth}_wall_seconds"] == m["wall_seconds"] and row[f"{meth}_cpu_seconds"] == m["cpu_seconds"]
+        assert row[f"{meth}_steady_seconds"] == m["steady_state_seconds"]
+    md = (tmp_path / "t.md").read_text()
+    for name in ("*_steady_seconds", "*_wall_seconds", "*_cpu_seconds", "*_median_step_seconds", "measured on CPU test"):
+        assert name in md, name
+    old = {k: v for k, v in json.loads(files[0].read_text()).items() if k != "steady_state_seconds"}
+    files[0].write_text(json.dumps(old))
+    with pytest.raises(InputError, match=r"lora\.json, field 'steady_state_seconds'"):
+        write_finetune_time_table(files, tmp_path / "u.csv", tmp_path / "u.md", models=["tiny", "tiny"])
+    assert not (tmp_path / "u.csv").exists()

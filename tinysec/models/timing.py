@@ -1,60 +1,90 @@
-"""The fine-tuning time table (analog of the study's Tables 3 and 4): LoRA vs full per model."""
+"""The fine-tuning time table: LoRA vs full fine-tuning cost per base model.
+
+Each training job's ``train_metrics.json`` gives four timings of its training loop (see
+:func:`tinysec.models.train.finetune`): wall time, process CPU time, median optimizer-step time
+and the steady-state estimate (median step time x optimizer steps). The full/LoRA ratio is
+computed from the steady-state estimates, which outside load on a shared machine barely moves.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..io import read_json
+from ..io import InputError, read_json
 from ..reports import device_description, write_table
 
+#: Metrics keys the table reads, and the column (after the ``<method>_`` prefix) each becomes.
+COLUMNS = {"steady_state_seconds": "steady_seconds", "wall_seconds": "wall_seconds", "cpu_seconds": "cpu_seconds",
+           "median_step_seconds": "median_step_seconds", "tokens_per_second": "tokens_per_s",
+           "peak_memory_mb": "peak_mem_mb", "final_loss": "final_loss", "padding_fraction": "padding"}
+ORDER = ["steady_seconds", "wall_seconds", "cpu_seconds", "median_step_seconds", "tokens_per_s", "peak_mem_mb",
+         "trainable_m", "final_loss", "padding"]
 
-def finetune_time_frame(metrics_files: Sequence[str | os.PathLike],
+
+def _read_metrics(path: str | os.PathLike) -> dict:
+    """A job's metrics, checked for every key the table reads."""
+    m = read_json(path)
+    for key in ("method", "total_params", "trainable_params", *COLUMNS):
+        if m.get(key) is None:
+            raise InputError(path, f"no '{key}' in the training metrics (written by an older version? "
+                             f"re-run the fine-tuning job)", field=key)
+    if m["method"] not in ("lora", "full"):
+        raise InputError(path, f"unknown method {m['method']!r}; expected 'lora' or 'full'", field="method")
+    return m
+
+
+def finetune_time_frame(metrics_files: Sequence[str | os.PathLike], models: Sequence[str],
                         labels: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """One row per model from ``results/finetune/<model>-<method>/train_metrics.json`` files."""
+    """One row per model; ``models[i]`` names the base model of ``metrics_files[i]``."""
+    if len(models) != len(metrics_files):
+        raise ValueError(f"{len(metrics_files)} metrics files but {len(models)} model names")
     rows: dict[str, dict] = {}
-    for path in metrics_files:
-        m = read_json(path)
-        name = Path(path).parent.name
+    for path, model in zip(metrics_files, models):
+        m = _read_metrics(path)
         method = m["method"]
-        model = name[: -len(method) - 1] if name.endswith(f"-{method}") else name
         row = rows.setdefault(model, {"model": (labels or {}).get(model, model), "parameters_m": None})
-        row["parameters_m"] = round(m["total_params"] / 1e6, 2) if method == "full" or row["parameters_m"] is None \
-            else row["parameters_m"]
-        row[f"{method}_seconds"] = m["wall_seconds"]
-        row[f"{method}_tokens_per_s"] = m["tokens_per_second"]
-        row[f"{method}_peak_mem_mb"] = m["peak_memory_mb"]
+        if f"{method}_steady_seconds" in row:
+            raise InputError(path, f"a second '{method}' run of model '{model}'", field="method")
+        if method == "full" or row["parameters_m"] is None:
+            row["parameters_m"] = round(m["total_params"] / 1e6, 2)
+        row.update({f"{method}_{col}": m[key] for key, col in COLUMNS.items()})
         row[f"{method}_trainable_m"] = round(m["trainable_params"] / 1e6, 3)
-        row[f"{method}_final_loss"] = m["final_loss"]
-        row[f"{method}_padding"] = m["padding_fraction"]
+    for row in rows.values():
+        both = "lora_steady_seconds" in row and "full_steady_seconds" in row and row["lora_steady_seconds"] > 0
+        row["full_over_lora"] = round(row["full_steady_seconds"] / row["lora_steady_seconds"], 2) if both else ""
     df = pd.DataFrame(list(rows.values()))
-    if {"lora_seconds", "full_seconds"} <= set(df.columns):
-        df["full_over_lora"] = (df["full_seconds"] / df["lora_seconds"]).round(2)
-    order = ["model", "parameters_m", "lora_seconds", "full_seconds", "full_over_lora", "lora_tokens_per_s",
-             "full_tokens_per_s", "lora_peak_mem_mb", "full_peak_mem_mb", "lora_trainable_m", "full_trainable_m",
-             "lora_final_loss", "full_final_loss", "lora_padding", "full_padding"]
+    order = ["model", "parameters_m", "full_over_lora"] + [f"{meth}_{col}" for col in ORDER for meth in ("lora", "full")]
     return df[[c for c in order if c in df.columns]]
 
 
-def write_finetune_time_table(metrics_files: Sequence[str | os.PathLike], csv_path: str | os.PathLike,
-                              md_path: str | os.PathLike, labels: Mapping[str, str] | None = None,
-                              train_size: int | None = None, device: str | None = None) -> pd.DataFrame:
-    """Write ``finetune_time.{csv,md}``; the caption names the device and defines every column."""
-    df = finetune_time_frame(metrics_files, labels)
-    first = read_json(metrics_files[0]) if metrics_files else {}
+def caption(first: Mapping, device: str, train_size: int | None = None) -> str:
+    """What the table holds: device, data size, hyperparameters and every column."""
     hp = first.get("hparams", {})
-    caption = (
-        f"Fine-tuning cost, LoRA vs all parameters (analog of the study's Tables 3 and 4), measured on "
-        f"{device or device_description()}. {first.get('examples', train_size)} training examples, "
-        f"{hp.get('epochs')} epoch(s), per-device batch {hp.get('batch_size')}, gradient accumulation "
-        f"{hp.get('grad_accum')}, cutoff {hp.get('cutoff')} tokens. parameters_m: total parameters (millions); "
-        f"*_seconds: wall-clock training time; full_over_lora: full/LoRA time ratio; *_tokens_per_s: "
-        f"non-padding training tokens per second; *_peak_mem_mb: peak memory (CUDA max allocated on GPU, "
-        f"max resident set on CPU); *_trainable_m: trainable parameters (millions); *_final_loss: mean "
-        f"answer-token loss over the last steps; *_padding: fraction of batch positions that were padding."
+    return (
+        f"Fine-tuning cost, LoRA vs all parameters, measured on {device}. "
+        f"{first.get('examples', train_size)} training examples, {hp.get('epochs')} epoch(s), per-device batch "
+        f"{hp.get('batch_size')}, gradient accumulation {hp.get('grad_accum')}, cutoff {hp.get('cutoff')} tokens. "
+        f"Four timings of the training loop (model loading excluded): *_steady_seconds: steady-state estimate, "
+        f"median optimizer-step time x optimizer steps (the time without the slow steps that other load on "
+        f"the machine causes); *_wall_seconds: wall-clock time; *_cpu_seconds: CPU time of the training "
+        f"process (all threads); *_median_step_seconds: median time of one optimizer step. "
+        f"full_over_lora: full/LoRA ratio of the steady-state estimates. parameters_m: total parameters "
+        f"(millions); *_tokens_per_s: non-padding training tokens per wall-clock second; *_peak_mem_mb: peak "
+        f"memory (CUDA max allocated on GPU, max resident set on CPU); *_trainable_m: trainable parameters "
+        f"(millions); *_final_loss: mean answer-token loss over the last steps; *_padding: fraction of batch "
+        f"positions that were padding."
     )
-    write_table(df, csv_path, md_path, caption)
+
+
+def write_finetune_time_table(metrics_files: Sequence[str | os.PathLike], csv_path: str | os.PathLike,
+                              md_path: str | os.PathLike, *, models: Sequence[str],
+                              labels: Mapping[str, str] | None = None, train_size: int | None = None,
+                              device: str | None = None) -> pd.DataFrame:
+    """Write ``finetune_time.{csv,md}`` (see :func:`finetune_time_frame` and :func:`caption`)."""
+    df = finetune_time_frame(metrics_files, models, labels)
+    first = read_json(metrics_files[0]) if metrics_files else {}
+    write_table(df, csv_path, md_path, caption(first, device or device_description(), train_size))
     return df

@@ -5,4 +5,5 @@ from tinysec.models.timing import write_finetune_time_table
 
 with script_logging(snakemake):
     write_finetune_time_table(list(snakemake.input.metrics), snakemake.output.csv, snakemake.output.md,
-                              labels=snakemake.params.labels, train_size=snakemake.params.train_size)
+                              models=list(snakemake.params.models), labels=snakemake.params.labels,
+                              train_size=snakemake.params.train_size)
