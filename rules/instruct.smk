@@ -201,6 +201,12 @@ rule finetune_time_table:
             caption="../workflow/report/finetune_time.rst",
         ),
     params:
+        # the base model of each metrics file, in input order
+        models=[
+            m
+            for m in instruct_base_models()
+            for meth in instruct_config().get("methods", [])
+        ],
         labels={m: model_entry(m).get("label", m) for m in instruct_base_models()},
         train_size=instruct_config().get("data", {}).get("train_size"),
     log:
