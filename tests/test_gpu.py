@@ -101,7 +101,7 @@ def test_in_process_claim_times_out_when_all_taken(tmp_path):
     with gpu.claim_gpus(2, total=2, lock_dir=locks) as ids:
         assert ids == [0, 1]
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
-        # flock is per open file description, so a second claim in the same process is refused too
+        # a second claim in the same process is refused too (ids held here are tracked in-process)
         with pytest.raises(TimeoutError, match="could not claim 1"):
             with gpu.claim_gpus(1, total=2, lock_dir=locks, timeout=0.3, poll=0.05):
                 pass

@@ -2,15 +2,21 @@
 
 Snakemake's ``--resources gpu=N`` only *counts* GPUs; it never tells a job which device ids are
 free. A job therefore claims ids itself: one lock file per device id under
-``.snakemake/gpu-locks/`` (in the Snakemake working directory), held with ``fcntl.flock`` for as
-long as the job runs. The kernel drops a flock when the process exits, even after a crash or
-``kill -9``, so a claim can never leak. The claimed ids go into ``CUDA_VISIBLE_DEVICES``.
+``.snakemake/gpu-locks/`` (in the Snakemake working directory), held with a POSIX record lock
+(``fcntl.lockf``) for as long as the job runs, with the holder's PID written inside. The kernel
+drops a record lock when its process exits, even after a crash or ``kill -9``, and a forked child
+never inherits it (unlike ``flock``), so a claim cannot outlive its holder. Record locks do not
+exclude the same process, so the ids this process holds are also kept in a set (cleared in a
+forked child). The claimed ids go into ``CUDA_VISIBLE_DEVICES``; a job waiting for an id logs the
+PID of each holder.
 
 Which ids exist:
 
 - ``TINYSEC_GPU_COUNT=<n>`` overrides the detected device count (ids ``0..n-1``); tests use it
   to exercise claiming on a machine without a GPU, and it lets a user hide GPUs (``0``);
-- otherwise, a ``CUDA_VISIBLE_DEVICES`` set for the whole run (``2,3``) is the pool of ids;
+- otherwise, a ``CUDA_VISIBLE_DEVICES`` set for the whole run is the pool of ids: indices
+  (``2,3``) or GPU / MIG UUIDs (``GPU-8f6e...``, ``MIG-1a2b...``), read as CUDA reads it (up to
+  the first entry that is neither, so ``-1`` means no GPU);
 - otherwise, ``torch.cuda.device_count()``.
 
 On a SLURM cluster the scheduler already sets ``CUDA_VISIBLE_DEVICES`` for the job; it is kept.
@@ -33,19 +39,38 @@ import os
 import shlex
 import socket
 import subprocess
+import re
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Sequence, Union
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_DIR = Path(".snakemake") / "gpu-locks"
 COUNT_ENV = "TINYSEC_GPU_COUNT"
 
+DeviceId = Union[int, str]  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES gives it
+_UUID = re.compile(r"(?:GPU|MIG)-[A-Za-z0-9/_-]+")
 
-def _parse_ids(value: str) -> list[int]:
-    return [int(x) for x in value.split(",") if x.strip().isdigit()]
+# Lock files this process holds a record lock on (record locks do not exclude their own process).
+_HELD_HERE: set[str] = set()
+_HELD_GUARD = threading.Lock()
+os.register_at_fork(after_in_child=_HELD_HERE.clear)
+
+
+def _parse_ids(value: str) -> list[DeviceId]:
+    """Device ids of a ``CUDA_VISIBLE_DEVICES`` value: indices and UUIDs, up to the first other entry."""
+    ids: list[DeviceId] = []
+    for token in (t.strip() for t in value.split(",")):
+        if token.isdigit():
+            ids.append(int(token))
+        elif _UUID.fullmatch(token):
+            ids.append(token)
+        else:
+            break  # CUDA ignores this entry and every one after it
+    return ids
 
 
 def visible_device_count() -> int:
@@ -67,7 +92,7 @@ def visible_device_count() -> int:
         return 0
 
 
-def device_pool(total: int | None = None) -> list[int]:
+def device_pool(total: int | None = None) -> list[DeviceId]:
     """Physical device ids jobs may claim on this host."""
     if total is not None:
         return list(range(total))
@@ -76,25 +101,57 @@ def device_pool(total: int | None = None) -> list[int]:
     return list(range(visible_device_count()))
 
 
-def _try_lock(lock_dir: Path, dev: int) -> int | None:
-    fd = os.open(lock_dir / f"gpu{dev}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+def lock_path(lock_dir: str | os.PathLike, dev: DeviceId) -> Path:
+    """Lock file of device ``dev``: ``gpu<index>.lock``, or ``gpu-<UUID>.lock`` (``/`` -> ``_``)."""
+    if isinstance(dev, int):
+        return Path(lock_dir) / f"gpu{dev}.lock"
+    return Path(lock_dir) / f"gpu-{re.sub(r'[^A-Za-z0-9_-]', '_', dev)}.lock"
+
+
+def _try_lock(lock_dir: Path, dev: DeviceId) -> int | None:
+    """Record-lock the lock file of ``dev`` and write this PID into it; ``None`` when taken."""
+    path = lock_path(lock_dir, dev)
+    key = str(path.resolve())
+    with _HELD_GUARD:
+        if key in _HELD_HERE:
+            return None  # never open (and close) a file we hold: closing it drops our lock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EAGAIN/EACCES: another process holds it
+            os.close(fd)
+            return None
+        _HELD_HERE.add(key)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
 
 
-def _release(held: list[tuple[int, int]]) -> None:
-    for _, fd in held:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        with contextlib.suppress(OSError):
-            os.close(fd)
+def _release(held: list[tuple[DeviceId, int]], lock_dir: Path) -> None:
+    with _HELD_GUARD:
+        for dev, fd in held:
+            with contextlib.suppress(OSError):
+                fcntl.lockf(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            _HELD_HERE.discard(str(lock_path(lock_dir, dev).resolve()))
     held.clear()
+
+
+def lock_holders(lock_dir: str | os.PathLike, pool: Sequence[DeviceId]) -> dict[DeviceId, int]:
+    """PID written in each existing lock file of ``pool`` (the last process that claimed it)."""
+    out: dict[DeviceId, int] = {}
+    for dev in pool:
+        with contextlib.suppress(OSError, ValueError):
+            out[dev] = int(lock_path(lock_dir, dev).read_text().split()[0])
+    return out
+
+
+def _busy_message(n: int, pool: Sequence[DeviceId], held: Sequence[DeviceId], lock_dir: Path) -> str:
+    """``n GPU(s) of [pool]`` and the PID holding each device this claim did not get."""
+    busy = {d: p for d, p in lock_holders(lock_dir, pool).items() if d not in held}
+    holders = ", ".join(f"GPU {d} held by PID {p}" for d, p in busy.items())
+    return f"{n} free GPU(s) of {list(pool)}" + (f" ({holders})" if holders else "")
 
 
 @contextlib.contextmanager
@@ -102,7 +159,7 @@ def claim_gpus(n: int, total: int | None = None, lock_dir: str | os.PathLike = D
                timeout: float = 3600.0, poll: float = 0.5) -> Iterator[list[int]]:
     """Claim ``n`` free device ids and set ``CUDA_VISIBLE_DEVICES`` while the block runs.
 
-    Yields the claimed ids, sorted (empty when ``n == 0`` or the host has no GPU: run on CPU).
+    Yields the claimed ids in pool order (empty when ``n == 0`` or the host has no GPU: run on CPU).
     Claims are all-or-nothing: a job that finds fewer than ``n`` free ids holds none while it
     waits (so two multi-GPU jobs cannot deadlock), retrying every ``poll`` seconds up to
     ``timeout`` seconds (then ``TimeoutError``). ``total`` overrides the host's device count.
@@ -124,7 +181,7 @@ def claim_gpus(n: int, total: int | None = None, lock_dir: str | os.PathLike = D
         raise RuntimeError(f"job asks for {n} GPUs but this host has {len(pool)} ({pool})")
     lock_dir = Path(lock_dir)
     lock_dir.mkdir(parents=True, exist_ok=True)
-    held: list[tuple[int, int]] = []
+    held: list[tuple[DeviceId, int]] = []
     deadline = time.monotonic() + timeout
     old_env = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
@@ -138,19 +195,20 @@ def claim_gpus(n: int, total: int | None = None, lock_dir: str | os.PathLike = D
                         break
             if len(held) == n:
                 break
-            _release(held)
+            message = _busy_message(n, pool, [d for d, _ in held], lock_dir)
+            _release(held, lock_dir)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"could not claim {n} of GPUs {pool} within {timeout:.0f}s")
+                raise TimeoutError(f"could not claim {message} within {timeout:.0f}s")
             if not waited:
-                log.info("waiting for %d free GPU(s) of %s", n, pool)
+                log.info("waiting for %s", message)
                 waited = True
             time.sleep(poll)
-        ids = sorted(d for d, _ in held)
+        ids = [d for d in pool if any(d == h for h, _ in held)]
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, ids))
         log.info("claimed GPU ids %s", ids)
         yield ids
     finally:
-        _release(held)
+        _release(held, lock_dir)
         if old_env is None:
             os.environ.pop("CUDA_VISIBLE_DEVICES", None)
         else:

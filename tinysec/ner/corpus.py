@@ -70,13 +70,14 @@ def build_samples(records: Iterable[dict], types: Sequence[str], seed: int = 0, 
 def split_samples(samples: Sequence[dict], fractions: Mapping[str, float], seed: int = 0) -> dict[str, list[dict]]:
     """Seeded split stratified by source (each source cut train/val/test by ``fractions``).
 
-    When there are at least three samples, val and test each get at least one.
+    When there are at least three samples, val and test each get at least one. Fractions that
+    do not add up to 1 raise ``ValueError`` (they are never rescaled).
     """
     total = sum(fractions[s] for s in SPLITS)
-    if total <= 0:
-        raise ValueError("split fractions must add up to more than 0")
-    cum_train = fractions["train"] / total
-    cum_val = cum_train + fractions["val"] / total
+    if abs(total - 1) > 1e-6:
+        raise ValueError(f"ner_data.split: fractions must add up to 1, got {total:g} ({dict(fractions)})")
+    cum_train = fractions["train"]
+    cum_val = cum_train + fractions["val"]
     by_src: dict[str, list[dict]] = defaultdict(list)
     for s in samples:
         by_src[s["source"]].append(s)

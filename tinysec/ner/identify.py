@@ -26,6 +26,10 @@ from pathlib import Path
 
 INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
 
+# Most combining marks kept after one base character: the limit of Unicode's Stream-Safe Text
+# Format (UAX #15); longer runs ("Zalgo" text) are cut so normalisation stays linear.
+MAX_MARKS_PER_CLUSTER = 30
+
 # Leetspeak digit -> letter, applied only inside domain/host-like tokens.
 LEET_FOLD = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
 
@@ -57,13 +61,27 @@ class Normalized:
 
 
 def _clusters(text: str) -> list[tuple[int, str]]:
-    """Split into (start offset, base char + following combining marks) clusters."""
+    """Split into (start offset, base char + following combining marks) clusters, in linear time.
+
+    A cluster keeps at most :data:`MAX_MARKS_PER_CLUSTER` combining marks; further marks of the
+    same run are dropped (they still belong to the cluster's span in the original text). A lone
+    surrogate code point becomes U+FFFD, so the output always encodes as UTF-8.
+    """
     out: list[tuple[int, str]] = []
+    start, parts, marks = -1, [], 0
     for i, ch in enumerate(text):
-        if out and unicodedata.combining(ch) and out[-1][0] + len(out[-1][1]) == i:
-            out[-1] = (out[-1][0], out[-1][1] + ch)
-        else:
-            out.append((i, ch))
+        if "\ud800" <= ch <= "\udfff":
+            ch = "\ufffd"
+        elif parts and unicodedata.combining(ch):
+            if marks < MAX_MARKS_PER_CLUSTER:
+                parts.append(ch)
+                marks += 1
+            continue
+        if parts:
+            out.append((start, "".join(parts)))
+        start, parts, marks = i, [ch], 0
+    if parts:
+        out.append((start, "".join(parts)))
     return out
 
 
