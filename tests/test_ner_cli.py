@@ -110,16 +110,17 @@ def test_tag_stdin_table(ip_tagger, monkeypatch, capsys):
     assert re.search(rf"IP\s+{start}-{start + 13}\s+[01]\.\d{{3}}\s+93\.184\.216\.34", out)
 
 
-@pytest.mark.parametrize("name,text,message", [
-    ("bad.xml", '<?xml version="1.0"?>\n<nmaprun>\n<host>\n</nmaprun>\n', r"bad.xml, row 4: malformed XML"),
-    ("bad.json", '{"ip_str": "1.2.3.4",\n "port": }', r"bad.json, row 2: malformed JSON"),
-    ("other.xml", '<?xml version="1.0"?><report><a>1</a></report>', "not an Nmap report"),
-    ("empty.txt", "   \n", "empty.txt: file is empty"),
+@pytest.mark.parametrize("name,fmt,text,message", [
+    ("bad.xml", "nmap_xml", '<?xml version="1.0"?>\n<nmaprun>\n<host>\n</nmaprun>\n', r"bad.xml, row 4: malformed XML"),
+    ("bad.json", "shodan_json", '{"ip_str": "1.2.3.4",\n "port": }', r"bad.json, row 2: malformed JSON"),
+    ("other.xml", "nmap_xml", '<?xml version="1.0"?><report><a>1</a></report>', "not an Nmap report"),
+    ("empty.txt", "auto", "   \n", "empty.txt: file is empty"),
 ])
-def test_malformed_input_is_a_clear_error(ip_tagger, tmp_path, capsys, name, text, message):
+def test_malformed_input_is_a_clear_error(ip_tagger, tmp_path, capsys, name, fmt, text, message):
+    """Malformed structured input is an error when --format-in forces the format (auto falls back to text)."""
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
-    assert main(["tag", str(path), "--model", str(ip_tagger)]) == 2
+    assert main(["tag", str(path), "--model", str(ip_tagger), "--format-in", fmt]) == 2
     assert re.search(message, capsys.readouterr().err)
 
 

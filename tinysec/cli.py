@@ -38,9 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:
         print(f"tinysec {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that cannot be read or written: name it, no traceback
+        print(f"tinysec {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+
+
+def os_error_message(exc: OSError) -> str:
+    """``path: reason`` of an OSError (its own message when it names no path)."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}"
 
 
 if __name__ == "__main__":

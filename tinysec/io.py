@@ -27,9 +27,22 @@ class InputError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a file; a folder, a missing or an unreadable path raises :class:`InputError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a file")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read: {exc.strerror or exc}") from None
+
+
 def read_text(path: str | os.PathLike) -> str:
     """Read a UTF-8 text file; non-UTF-8 or empty files raise :class:`InputError`."""
-    data = Path(path).read_bytes()
+    data = read_bytes(path)
     if not data.strip():
         raise InputError(path, "file is empty")
     try:
@@ -42,7 +55,7 @@ def read_text(path: str | os.PathLike) -> str:
 def iter_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[dict]:
     """Yield one dict per non-blank line; errors name the file and the 1-based line."""
     path = Path(path)
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     if not raw.strip():
         if allow_empty:
             return
@@ -77,13 +90,63 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=exc.lineno) from None
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name the same file: same resolved path (symlinks followed) or,
+    when both exist, the same inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse output paths that are folders, that are one of ``inputs`` or that repeat each other.
+
+    ``outputs`` maps what names the output for the user (an option such as ``--csv``) to its path;
+    ``None`` paths are skipped. Raises :class:`InputError` naming the option and both paths.
+    """
+    inputs = [p for p in inputs if p is not None]
+    seen: list[tuple[str, str | os.PathLike]] = []
+    for name, out in outputs.items():
+        if out is None:
+            continue
+        if Path(out).is_dir():
+            raise InputError(out, f"{name} is a folder; give a file path")
+        for inp in inputs:
+            if same_file(out, inp):
+                raise InputError(out, f"{name} would overwrite the input file {inp}; choose another path")
+        for other, prev in seen:
+            if same_file(out, prev):
+                raise InputError(out, f"{name} is the same file as {other}; choose another path")
+        seen.append((name, out))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# permission bits of files written by atomic_path: what open() would give under the umask at import
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
-    """Open a temp file beside ``path`` and move it into place only on success."""
+def atomic_path(path: str | os.PathLike, mode: str = "w",
+                inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Any]:
+    """Open a temp file beside ``path`` and move it into place (``os.replace``) only on success.
+
+    Parent folders are created. ``path`` may not be one of ``inputs`` (see :func:`check_outputs`):
+    the check runs before anything is written, so an input is never overwritten.
+    """
+    check_outputs({"output": path}, inputs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
         os.replace(tmp, path)
@@ -93,19 +156,25 @@ def atomic_path(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
         raise
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
-    """Write rows atomically as JSONL; returns the row count."""
+def write_text(path: str | os.PathLike, text: str, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write ``text`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, inputs=inputs) as fh:
+        fh.write(text)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict], inputs: Iterable[str | os.PathLike] = ()) -> int:
+    """Write rows atomically as JSONL (see :func:`atomic_path`); returns the row count."""
     n = 0
-    with atomic_path(path) as fh:
+    with atomic_path(path, inputs=inputs) as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
 
 
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write a JSON document atomically, pretty-printed."""
-    with atomic_path(path) as fh:
+def write_json(path: str | os.PathLike, obj: Any, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write a JSON document atomically, pretty-printed (see :func:`atomic_path`)."""
+    with atomic_path(path, inputs=inputs) as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, default=str)
         fh.write("\n")
 

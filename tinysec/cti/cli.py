@@ -9,10 +9,11 @@ misses), never silently dropped.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from ..io import InputError, read_jsonl, write_json
+from ..io import InputError, atomic_path, check_outputs, read_jsonl, write_json, write_jsonl
 from .corpus import example_id, split_ids
 from .evaluate import score_answers
 from .predictor import answer, load_manifest, mapper_of
@@ -31,6 +32,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", type=Path, default=None, help="write per-text predictions as JSONL here")
 
 
+def gold_ids(value, path: Path, lineno: int, key: str, task: str) -> list[str]:
+    """Label ids of one row's gold field: a non-empty list of non-empty strings, or a string of
+    ids separated by commas (also ``;``, ``|`` and, for techniques, spaces). Anything else
+    (null, empty, a number, an object, nested lists) raises :class:`InputError` naming path, row and field."""
+    expected = "a non-empty list of label ids or a comma-separated string of them"
+    if isinstance(value, list):
+        bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+        if bad:
+            raise InputError(path, f"every label must be a non-empty string, got {bad[0]!r}", row=lineno, field=key)
+    elif not isinstance(value, str):
+        raise InputError(path, f"expected {expected}, got {json.dumps(value)}", row=lineno, field=key)
+    ids = split_ids(value, on_space=task == "technique")  # tactic names hold spaces
+    if not ids:
+        raise InputError(path, f"no gold labels: expected {expected}, got {json.dumps(value)}", row=lineno, field=key)
+    return ids
+
+
 def read_gold(path: Path, task: str, mapper) -> tuple[list[dict], list[list[str]], dict[str, list[int]]]:
     """Rows, canonical gold label sets and unknown labels (label -> line numbers) of a user JSONL."""
     rows, gold, unknown = [], [], {}
@@ -42,7 +60,7 @@ def read_gold(path: Path, task: str, mapper) -> tuple[list[dict], list[list[str]
         if key not in rec:
             raise InputError(path, f"no gold labels: expected 'labels' or '{label_field(task)}'", row=lineno, field="labels")
         labels = []
-        for raw in split_ids(rec[key], on_space=task == "technique"):  # tactic names hold spaces
+        for raw in gold_ids(rec[key], path, lineno, key, task):
             mapped = mapper.map(raw)
             if len(mapped.labels) == 1 and not mapped.unmapped:
                 labels.append(mapped.labels[0])
@@ -54,7 +72,15 @@ def read_gold(path: Path, task: str, mapper) -> tuple[list[dict], list[list[str]
     return rows, gold, unknown
 
 
+def input_files(args: argparse.Namespace) -> list[Path]:
+    """Every file cti-eval reads: the gold file and the files of the model folder."""
+    model = Path(args.model)
+    return [args.file, *(p for p in model.rglob("*") if p.is_file())] if model.is_dir() else [args.file]
+
+
 def run(args: argparse.Namespace) -> int:
+    inputs = input_files(args)
+    check_outputs({"--out": args.out, "--per-label": args.per_label, "--predictions": args.predictions}, inputs)
     manifest = load_manifest(args.model)
     if manifest["task"] != args.task:
         raise ValueError(f"model folder {args.model} was trained for the {manifest['task']} task, not {args.task}")
@@ -76,11 +102,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {col:16s} {metrics[col]:.4f}")
     print(f"  {'unknown labels':16s} {len(unknown)}")
     if args.out:
-        write_json(args.out, metrics)
+        write_json(args.out, metrics, inputs=inputs)
     if args.per_label:
-        scored.per_label.to_csv(args.per_label, index=False)
+        with atomic_path(args.per_label, inputs=inputs) as fh:
+            scored.per_label.to_csv(fh, index=False)
     if args.predictions:
-        from ..io import write_jsonl
-
-        write_jsonl(args.predictions, scored.predictions)
+        write_jsonl(args.predictions, scored.predictions, inputs=inputs)
     return 0

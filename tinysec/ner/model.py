@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchcrf import CRF
+
+from ..io import InputError
 
 HEAD_FILE = "crf_head.safetensors"
 META_FILE = "tagger.json"
@@ -202,23 +205,77 @@ class EncoderCRFTagger(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> tuple["EncoderCRFTagger", object, dict]:
-        """Load a tagger folder; returns (model in eval mode, tokenizer, tagger.json contents)."""
+        """Load a tagger folder; returns (model in eval mode, tokenizer, tagger.json contents).
+
+        A missing, corrupt or truncated file raises :class:`~tinysec.io.InputError` naming it and
+        saying how to rebuild the folder."""
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel
 
         path = Path(path)
-        meta_file = path / META_FILE
-        if not meta_file.is_file() or not (path / HEAD_FILE).is_file():
-            raise FileNotFoundError(f"{path} is not a trained tagger folder (needs {META_FILE} and {HEAD_FILE})")
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        cfg = AutoConfig.from_pretrained(path)
-        kwargs = {"add_pooling_layer": False} if _has_pooler(cfg) else {}
-        encoder = AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs)
-        model = cls(encoder, meta["labels"], head_dropout=meta.get("head_dropout", 0.1))
-        state = load_file(str(path / HEAD_FILE))
-        model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-        model.crf.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("crf.")})
-        return model.to(device).eval(), load_tokenizer(path), meta
+        meta = read_meta(path)
+        for weights in sorted(path.glob("*.safetensors")):
+            check_safetensors(weights, path)
+        try:
+            cfg = AutoConfig.from_pretrained(path)
+            kwargs = {"add_pooling_layer": False} if _has_pooler(cfg) else {}
+            encoder = AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs)
+            model = cls(encoder, meta["labels"], head_dropout=meta.get("head_dropout", 0.1))
+            state = load_file(str(path / HEAD_FILE))
+            model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+            model.crf.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("crf.")})
+            tokenizer = load_tokenizer(path)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise InputError(path, f"cannot load the tagger ({type(exc).__name__}: {str(exc)[:300]}); "
+                                   f"{rebuild_hint(path)}") from None
+        return model.to(device).eval(), tokenizer, meta
+
+
+def rebuild_hint(folder: Path) -> str:
+    """How to rebuild a tagger folder: its snakemake target for pipeline taggers."""
+    parts = Path(folder).parts
+    if len(parts) >= 5 and parts[-5:-2] == ("results", "ner", "models"):
+        target = "/".join(parts[-5:])
+        return f"rebuild it with `snakemake --cores all --force {target}` (rule ner_train)"
+    return ("retrain it into that folder (pipeline taggers are rebuilt with "
+            "`snakemake --cores all --force results/ner/models/<encoder>/<variant>`)")
+
+
+def read_meta(path: Path) -> dict:
+    """``tagger.json`` of a tagger folder, checked: an object whose ``labels`` is a non-empty list of strings."""
+    from ..io import read_json
+
+    if not (path / META_FILE).is_file() or not (path / HEAD_FILE).is_file():
+        raise InputError(path, f"not a trained tagger folder (needs {META_FILE} and {HEAD_FILE}); {rebuild_hint(path)}")
+    try:
+        meta = read_json(path / META_FILE)
+    except InputError as exc:
+        raise InputError(path / META_FILE, f"corrupt: {str(exc).split(': ', 1)[-1]}; {rebuild_hint(path)}",
+                         row=exc.row) from None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels)):
+        raise InputError(path / META_FILE, f"corrupt: 'labels' must be a non-empty list of tag names; "
+                                           f"{rebuild_hint(path)}", field="labels")
+    return meta
+
+
+def check_safetensors(file: Path, folder: Path) -> None:
+    """Refuse a truncated or corrupt ``.safetensors`` file: its header must parse and its size must
+    match the tensors the header declares."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        problem = None if 2 <= n <= size - 8 else f"header length {n} does not fit in {size} bytes"
+        if problem is None:
+            try:
+                header = json.loads(fh.read(n))
+                end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                problem = None if 8 + n + end == size else f"{size} bytes, the header declares {8 + n + end}"
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+                problem = f"unreadable header ({type(exc).__name__})"
+    if problem:
+        raise InputError(file, f"corrupt or truncated weights file: {problem}; {rebuild_hint(folder)}")
 
 
 def set_dropout(cfg, attention: float | None, hidden: float | None) -> None:

@@ -25,12 +25,25 @@ def mean_answer_words(rows: list[dict], models: list[str]) -> list[float]:
     return [float(np.mean(list(seen[m].values()))) if seen[m] else float("nan") for m in models]
 
 
+def rank_within(lower: np.ndarray, upper: np.ndarray, component: np.ndarray) -> np.ndarray:
+    """:func:`rank_by_ci` computed separately inside each component (models of different
+    components never met, so their intervals are not compared)."""
+    rank = np.empty(len(lower), dtype=np.int64)
+    for c in np.unique(component):
+        idx = np.flatnonzero(component == c)
+        rank[idx] = rank_by_ci(lower[idx], upper[idx])
+    return rank
+
+
 def rate(battles: Battles, elo: EloParams = EloParams(), bt: BTParams = BTParams(), n_orders: int = 1000,
          rounds: int = 1000, seed: int = 0, ci: float = 0.95, methods=("elo", "bt"),
          rows: list[dict] | None = None) -> pd.DataFrame:
     """Ratings table, one row per model, sorted by rank then rating (best first).
 
     ``rank`` uses the Bradley-Terry CI when ``bt`` is among ``methods``, else the shuffled-Elo interval.
+    When the battle graph has more than one connected component, a ``component`` column (see
+    :meth:`Battles.components`) comes first, ranks are computed within each component and the
+    table is sorted by component first.
     """
     df = pd.DataFrame({"model": battles.models})
     if "elo" in methods:
@@ -43,12 +56,17 @@ def rate(battles: Battles, elo: EloParams = EloParams(), bt: BTParams = BTParams
         df["bt_lower"] = res.lower if res.lower is not None else res.rating
         df["bt_upper"] = res.upper if res.upper is not None else res.rating
     lo, hi = ("bt_lower", "bt_upper") if "bt" in methods else ("elo_lower", "elo_upper")
-    df.insert(1, "rank", rank_by_ci(df[lo].to_numpy(), df[hi].to_numpy()))
+    component = battles.components()
+    df.insert(1, "rank", rank_within(df[lo].to_numpy(), df[hi].to_numpy(), component))
+    sort = ["rank"]
+    if component.max(initial=1) > 1:
+        df.insert(0, "component", component)
+        sort = ["component", "rank"]
     df["battles"] = battles.counts()
     if rows is not None:
         df["mean_answer_words"] = mean_answer_words(rows, battles.models)
     key = "bt" if "bt" in methods else "elo_median"
-    df = df.sort_values(["rank", key], ascending=[True, False]).reset_index(drop=True)
+    df = df.sort_values([*sort, key], ascending=[True] * len(sort) + [False]).reset_index(drop=True)
     num = df.select_dtypes("float").columns
     df[num] = df[num].round(1)
     return df
