@@ -3,21 +3,27 @@
 #   snakemake --cores all --resources gpu=2 --configfile config/paper.yaml
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml
 #   snakemake results/tables/elo.md               # one table and only its ancestors
+import os
+
 from snakemake.utils import min_version
 
-from tinysec.config import validate_config
+from tinysec.config import exit_on_config_error, load_config_file, validate_config
 
 min_version("9.0")
 
 
 if not workflow.config_settings.configfiles:
+    if os.path.exists("config/config.yaml"):  # a YAML syntax error names the file and line
+        exit_on_config_error(load_config_file, "config/config.yaml")
 
     configfile: "config/config.yaml"
 
 
 # Validate against config/schema/config.schema.yaml (snakemake.utils.validate, which also fills
-# the schema defaults); any misspelled key or wrong type stops the run naming its full key path.
-validate_config(
+# the schema defaults); any misspelled key, wrong type or undefined model name stops the run with
+# one message naming its full key path (no traceback).
+exit_on_config_error(
+    validate_config,
     config,
     workflow.current_basedir.join("config/schema/config.schema.yaml").get_path_or_uri(
         secret_free=True

@@ -38,7 +38,8 @@ def test_shipped_configs_are_valid_and_get_defaults(name):
 
 
 def test_defaults_fill_omitted_sections():
-    config = {"models": {"m": {"source": "random:llama"}}}
+    # the default embedder and NER encoder (both 'minilm') must name a defined model
+    config = {"models": {"m": {"source": "random:llama"}, "minilm": {"source": "random:bert", "kind": "encoder"}}}
     validate_config(config, SCHEMA)
     assert config["device"] == {"gpus_per_job": 1, "gpu_model": None, "threads": 2, "mem_mb": 8000,
                                 "runtime": 240}

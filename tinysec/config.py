@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -119,18 +119,143 @@ def section_schemas(schema_path: str | os.PathLike) -> dict[str, str]:
             if isinstance(sub, dict) and isinstance(sub.get("$ref"), str) and "#" not in sub["$ref"]}
 
 
+def load_config_file(path: str | os.PathLike) -> dict:
+    """The mapping in YAML/JSON config file ``path``; :class:`ConfigError` naming the file and
+    line of a syntax error, or saying that the file is empty or not a mapping of keys."""
+    source = f"config {path}"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = exc.problem or exc.context
+        if exc.context and exc.context_mark and exc.problem_mark:
+            what += f" ({exc.context} started at line {exc.context_mark.line + 1})"
+        raise ConfigError([f"{where}: YAML syntax error: {what}"], source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: YAML error: {exc}"], source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read the file: {exc}"], source) from None
+    if data is None:
+        raise ConfigError([f"{path}:1: the file is empty (expected a mapping such as 'models: ...')"], source)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}:1: expected a mapping of config keys at the top level, "
+                           f"got a {type(data).__name__}"], source)
+    return data
+
+
+def _model_refs(config: dict) -> Iterable[tuple[str, str, str]]:
+    """(key path, model name, use) of every place that names a key of ``models:``.
+
+    ``use`` is ``train`` (weights are fine-tuned, so not ``api:``), ``encoder`` (trained encoder),
+    ``weights`` (loaded locally), ``api`` (an endpoint) or ``any``.
+    """
+    inst, cti, ner, data = (config.get(k) or {} for k in ("instruct", "cti", "ner", "ner_data"))
+    yield "embedder", config.get("embedder"), "weights"
+    for i, name in enumerate(inst.get("models") or []):
+        yield f"instruct.models[{i}]", name, "train"
+    for i, name in enumerate(inst.get("references") or []):
+        yield f"instruct.references[{i}]", name, "any"
+    for i, name in enumerate(cti.get("models") or []):
+        yield f"cti.models[{i}]", name, "train"
+    for i, name in enumerate(cti.get("zero_shot") or []):
+        yield f"cti.zero_shot[{i}]", name, "any"
+    yield "ner.encoder", ner.get("encoder"), "encoder"
+    for i, name in enumerate(ner.get("encoder_variants") or []):
+        yield f"ner.encoder_variants[{i}]", name, "encoder"
+    for part in ("rephrase", "paraphrase"):
+        if (data.get(part) or {}).get("model"):
+            yield f"ner_data.{part}.model", data[part]["model"], "any"
+    for jname, spec in ((config.get("judge") or {}).get("judges") or {}).items():
+        if isinstance(spec, dict) and spec.get("model"):
+            yield f"judge.judges.{jname}.model", spec["model"], {"api": "api", "hf": "weights"}.get(spec.get("kind"), "any")
+
+
+def _use_problem(where: str, name: str, entry: dict, use: str) -> str | None:
+    """Why model ``name`` cannot serve as ``use`` at ``where`` (see :func:`_model_refs`)."""
+    from tinysec.models.sources import parse_source
+
+    is_api = parse_source(entry["source"]).kind == "api"
+    if is_api and use in ("train", "encoder"):
+        return (f"{where}: model '{name}' is an API model ({entry['source']}); it has no weights to "
+                f"fine-tune (api: models can only answer: instruct.references, cti.zero_shot, api judges)")
+    if is_api and use == "weights":
+        return f"{where}: model '{name}' is an API model ({entry['source']}); this needs local weights"
+    if use == "api" and not is_api:
+        return f"{where}: an api judge needs an api: model, but '{name}' has source {entry['source']}"
+    if use == "encoder" and entry.get("kind", "causal") != "encoder":
+        return f"{where}: model '{name}' is not an encoder (set models.{name}.kind: encoder)"
+    return None
+
+
+def reference_problems(config: dict) -> list[str]:
+    """Names that point nowhere or at a model that cannot serve there, with their key paths;
+    then the unresolvable source of each model in use (``gguf:``/``pkg:`` package missing...)."""
+    from tinysec.models.sources import unresolved_reason
+
+    models = config.get("models") or {}
+    problems: list[str] = []
+    used: dict[str, str] = {}
+    for where, name, use in _model_refs(config):
+        if name not in models:
+            problems.append(f"{where}: model '{name}' is not defined under models:")
+            continue
+        used.setdefault(name, where)
+        problem = _use_problem(where, name, models[name], use)
+        if problem:
+            problems.append(problem)
+    for name, where in used.items():
+        reason = unresolved_reason(models[name]["source"])
+        if reason:
+            problems.append(f"models.{name}.source: {models[name]['source']!r} cannot be loaded "
+                            f"(used by {where}): {reason}")
+    judge = config.get("judge") or {}
+    if judge.get("judge") not in (judge.get("judges") or {}):
+        problems.append(f"judge.judge: judge '{judge.get('judge')}' is not defined under judge.judges:")
+    return problems
+
+
+def split_problems(config: dict, tolerance: float = 1e-6) -> list[str]:
+    """Split fractions (``cti.split``, ``ner_data.split``) that do not add up to 1."""
+    splits = {"cti.split": (config.get("cti") or {}).get("split"),
+              "ner_data.split": list(((config.get("ner_data") or {}).get("split") or {}).values())}
+    return [f"{where}: fractions must add up to 1, got {' + '.join(f'{x:g}' for x in fr)} = {sum(fr):g}"
+            for where, fr in splits.items() if fr and abs(sum(fr) - 1) > tolerance]
+
+
 def validate_config(config: dict, schema_path: str | os.PathLike, source: str = "config") -> dict:
     """Check ``config`` (errors name each key's path), then validate it and fill its defaults.
 
     The validation and defaults come from ``snakemake.utils.validate``: once for the whole
     config, then once per ``$ref``'d section against the section's own schema (see
-    :func:`section_schemas`). ``config`` is updated in place and returned.
+    :func:`section_schemas`). Then every name of a model or judge must be defined and usable
+    where it is named (:func:`reference_problems`), split fractions must add up to 1, and nmap
+    options and targets must pass :func:`tinysec.osint.targets.nmap_config_problems`.
+    ``config`` is updated in place and returned; problems raise :class:`ConfigError`.
     """
     from snakemake.utils import validate
+
+    from tinysec.osint.targets import nmap_config_problems
 
     schema_path = Path(schema_path).resolve()
     check_config(config, schema_path, source=source)
     validate(config, str(schema_path))
     for section, ref in section_schemas(schema_path).items():
         validate(config[section], str(schema_path.parent / ref))
+    problems = reference_problems(config) + split_problems(config) + nmap_config_problems(config)
+    if problems:
+        raise ConfigError(problems, source=source)
     return config
+
+
+def exit_on_config_error(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``func(*args, **kwargs)``; a :class:`ConfigError` is printed to stderr as one clean
+    message and ends the process with status 1 (the Snakefile's way to stop without a traceback)."""
+    import sys
+
+    try:
+        return func(*args, **kwargs)
+    except ConfigError as exc:
+        print(f"ConfigError: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
