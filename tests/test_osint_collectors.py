@@ -417,7 +417,7 @@ needs_nmap = pytest.mark.skipif(shutil.which("nmap") is None,
 
 @needs_nmap
 def test_nmap_service_scan_of_local_listener(ssh_listener):
-    rec = collect_nmap(LOOPBACK, ["-sV", "-Pn", f"-p{ssh_listener}"], ["-sV", "-Pn", "-p"], ["127.0.0.0/8"],
+    rec = collect_nmap(LOOPBACK, ["-sV", "-Pn", f"-p{ssh_listener}"], ["-sV", "-Pn", "-p"], ["127.0.0.0/24"],
                        timeout_s=120)
     host = rec["parsed"]["hosts"][0]
     assert {"addr": LOOPBACK, "addrtype": "ipv4"} in host["addresses"]

@@ -1,5 +1,8 @@
 """Nmap collector: the nmap binary, run without a shell, on authorized targets, with
-allowlisted options and XML on stdout parsed by :mod:`tinysec.osint.nmap_xml`."""
+allowlisted options and XML on stdout parsed by :mod:`tinysec.osint.nmap_xml`.
+
+Target and option rules live in :mod:`tinysec.osint.targets`. A hostname target is resolved
+first; nmap then scans the resolved address that was checked against the allowlist."""
 
 from __future__ import annotations
 
@@ -10,39 +13,13 @@ import subprocess
 
 from .nmap_xml import parse_nmap_xml
 from .record import make_record
-from .targets import TargetError, check_authorized
+from .targets import check_authorized, check_options, is_cidr, is_ip, resolve_authorized
 
 log = logging.getLogger(__name__)
-
-# Output, script, file-reading and interactive options are never allowed, whatever the config says.
-FORBIDDEN_PREFIXES = ("-o", "-i", "--script", "--resume", "--datadir", "--servicedb",
-                      "--versiondb", "--stylesheet", "--excludefile", "--interactive")
 
 
 class NmapError(RuntimeError):
     """nmap could not run or returned an error."""
-
-
-def check_options(options: list[str], allowed: list[str]) -> list[str]:
-    """Each option must be in ``allowed`` (exactly, or ``-p``/``--top-ports`` with a value)."""
-    for opt in options:
-        if not isinstance(opt, str) or not opt.startswith("-") or any(c.isspace() for c in opt):
-            raise TargetError(f"nmap option {opt!r} is malformed")
-        if opt.startswith(FORBIDDEN_PREFIXES):
-            raise TargetError(f"nmap option {opt!r} is never allowed (output/script/file option)")
-        if opt not in allowed and not _matches_valued(opt, allowed):
-            raise TargetError(f"nmap option {opt!r} is not in osint.nmap.allowed_options {allowed}")
-    return options
-
-
-def _matches_valued(opt: str, allowed: list[str]) -> bool:
-    """``-p22,80`` matches an allowed ``-p``; ``--top-ports=100`` an allowed ``--top-ports``."""
-    for base in allowed:
-        if base in ("-p", "--top-ports", "-T", "--max-retries", "--host-timeout") and opt.startswith(base):
-            value = opt[len(base):].lstrip("=")
-            if value and re.fullmatch(r"[0-9A-Za-z,\-:]+", value):
-                return True
-    return False
 
 
 def nmap_version(binary: str = "nmap") -> str:
@@ -56,15 +33,25 @@ def nmap_command(target: str, options: list[str], binary: str = "nmap") -> list[
     return [binary, *options, "-oX", "-", "--", target]
 
 
+def scan_address(target: str, options: list[str], authorized: list[str], min_prefix: dict | None = None) -> str:
+    """Check ``target`` and ``options``; return what nmap is given (a hostname's checked address)."""
+    check_authorized(target, authorized, min_prefix)
+    if is_ip(target) or is_cidr(target):
+        return target
+    address = resolve_authorized(target, authorized, ipv6="-6" in options)
+    log.info("%s resolves to %s, inside osint.nmap.authorized_targets", target, address)
+    return address
+
+
 def collect_nmap(target: str, options: list[str], allowed_options: list[str], authorized: list[str],
-                 binary: str = "nmap", timeout_s: float = 600.0) -> dict:
+                 binary: str = "nmap", timeout_s: float = 600.0, min_prefix: dict | None = None) -> dict:
     """Scan an authorized target and return its record."""
-    check_authorized(target, authorized)
     check_options(options, allowed_options)
+    address = scan_address(target, options, authorized, min_prefix)
     exe = shutil.which(binary)
     if exe is None:
         raise NmapError(f"nmap binary {binary!r} not found on PATH (apt-get install nmap)")
-    cmd = nmap_command(target, options, exe)
+    cmd = nmap_command(address, options, exe)
     log.info("running %s", cmd)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, shell=False,
@@ -75,6 +62,6 @@ def collect_nmap(target: str, options: list[str], allowed_options: list[str], au
         log.info("nmap stderr: %s", proc.stderr.strip()[:2000])
     if proc.returncode != 0:
         raise NmapError(f"nmap exited with {proc.returncode} scanning {target}: {proc.stderr.strip()[:500]}")
-    parsed = parse_nmap_xml(proc.stdout)
+    parsed = parse_nmap_xml(proc.stdout, source=f"nmap output for {target}")
     return make_record("nmap", target, proc.stdout, parsed,
                        tool_version=parsed["scanner_version"] or nmap_version(exe))
