@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tinysec.io import write_jsonl
-from tinysec.ner.evaluate import (Method, ablation_table, attack_success, counts_table, example_markdown,
-                                  robustness_table)
+from tinysec.ner.tables import (Method, ablation_table, attack_success, counts_table, example_markdown,
+                                robustness_table)
 
 IP, DOM = "IP", "DOMAIN"
 

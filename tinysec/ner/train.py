@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import random
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io import InputError, read_jsonl, write_json
+from ..torchutil import length_grouped_batches, peak_memory_mb
 from .model import EncoderCRFTagger, encode_words, load_tokenizer
 
 log = logging.getLogger(__name__)
@@ -201,42 +201,14 @@ def stratified_sample(rows: list[dict], n: int | None, seed: int = 0, key: str =
     return [rows[i] for i in sorted(picked)]
 
 
-def length_grouped_batches(lengths: list[int], batch_size: int, rng: random.Random,
-                           group: int = 16) -> list[list[int]]:
-    """Shuffled batches of similar-length sentences (less padding): shuffle, sort within windows
-    of ``group`` batches by length, cut into batches, shuffle the batch order."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * group
-    batches = []
-    for w in range(0, len(order), window):
-        chunk = sorted(order[w:w + window], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
+def _training_data(train_path: str | os.PathLike, adv_path: str | os.PathLike | None, label_ids: dict[str, int],
+                   s: TrainSettings) -> tuple[list[dict], dict[str, list[dict]], list[dict]]:
+    """``(clean rows, perturbed variants per clean id, training pool)``.
 
-
-def peak_memory_mb(device: str) -> float:
-    """Peak GPU memory (CUDA) or peak resident memory of this process (CPU), in MiB."""
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 labels: list[str], settings: TrainSettings, adv_path: str | os.PathLike | None = None,
-                 device: str = "cpu", meta: dict | None = None) -> dict:
-    """Train one tagger and save it to ``out_dir`` (with ``train_metrics.json``); returns the metrics."""
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
-    s = settings
-    random.seed(s.seed)
-    torch.manual_seed(s.seed)
-    rng = random.Random(s.seed)
-    label_ids = {t: i for i, t in enumerate(labels)}
-    clean = load_rows(train_path, label_ids)
-    clean = stratified_sample(clean, s.max_train_rows, s.seed)
+    The pool is the clean rows, plus the variants as plain rows when they are used without the
+    paired adversarial loss.
+    """
+    clean = stratified_sample(load_rows(train_path, label_ids), s.max_train_rows, s.seed)
     variants: dict[str, list[dict]] = {}
     if s.adv_samples:
         if adv_path is None:
@@ -248,100 +220,160 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     pool = list(clean)
     if s.adv_samples and not s.adv_loss:  # variants as plain extra training data
         pool += [v for vs in variants.values() for v in vs]
-    paired = s.adv_samples and (s.adv_loss or s.consistency > 0)
+    return clean, variants, pool
 
-    model = EncoderCRFTagger.from_encoder(encoder_path, labels, s.attention_dropout, s.hidden_dropout).to(device)
-    tokenizer = load_tokenizer(encoder_path)
+
+def _make_optimizer(model: EncoderCRFTagger, s: TrainSettings) -> torch.optim.AdamW:
+    """AdamW with the encoder at ``lr`` (no decay on biases and norms) and head+CRF at ``head_lr``."""
     head_params = list(model.head.parameters()) + list(model.crf.parameters())
     head_ids = {id(p) for p in head_params}
     enc_params = [p for p in model.parameters() if id(p) not in head_ids]
-    no_decay = [p for p in enc_params if p.ndim < 2]
-    decay = [p for p in enc_params if p.ndim >= 2]
-    optim = torch.optim.AdamW([
-        {"params": decay, "lr": s.lr, "weight_decay": s.weight_decay},
-        {"params": no_decay, "lr": s.lr, "weight_decay": 0.0},
+    return torch.optim.AdamW([
+        {"params": [p for p in enc_params if p.ndim >= 2], "lr": s.lr, "weight_decay": s.weight_decay},
+        {"params": [p for p in enc_params if p.ndim < 2], "lr": s.lr, "weight_decay": 0.0},
         {"params": head_params, "lr": s.head_lr, "weight_decay": 0.0},
     ])
-    steps_per_epoch = math.ceil(len(pool) / s.batch_size)
-    total_steps = max(1, steps_per_epoch * s.epochs)
-    sched = get_linear_schedule_with_warmup(optim, int(s.warmup_ratio * total_steps), total_steps)
-    masker = GradientMasker(model.parameters(), s.grad_mask_quantile, s.grad_mask_momentum, seed=s.seed) \
-        if s.grad_mask else None
-    use_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
 
-    def forward(rows):
-        batch = encode_words(tokenizer, [r["tokens"] for r in rows], s.max_length).to(device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
-            em = model.emissions(batch)
+
+@dataclass
+class _Run:
+    """One tagger training run: model, data and the counters the metrics report."""
+
+    model: EncoderCRFTagger
+    tokenizer: object
+    label_ids: dict[str, int]
+    settings: TrainSettings
+    device: str
+    variants: dict[str, list[dict]]
+    rng: random.Random
+    use_bf16: bool = False
+    n_tokens: int = 0
+    n_words: int = 0
+
+    @property
+    def paired(self) -> bool:
+        """Whether clean rows are paired with a perturbed variant (adversarial or consistency loss)."""
+        s = self.settings
+        return s.adv_samples and (s.adv_loss or s.consistency > 0)
+
+    def forward(self, rows: list[dict]):
+        """``(encoded batch, fp32 emissions, loss)`` of ``rows``; counts their subword tokens and words."""
+        batch = encode_words(self.tokenizer, [r["tokens"] for r in rows], self.settings.max_length).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_bf16):
+            em = self.model.emissions(batch)
         em = em.float()
-        tags = _tag_tensor(rows, label_ids, em.size(1)).to(device)
-        return batch, em, model.loss(em, tags, batch.word_mask)
+        tags = _tag_tensor(rows, self.label_ids, em.size(1)).to(self.device)
+        self.n_tokens += int(batch.attention_mask.sum())
+        self.n_words += int(batch.word_mask.sum())
+        return batch, em, self.model.loss(em, tags, batch.word_mask)
 
-    model.train()
-    start = time.perf_counter()
-    n_tokens = n_words = 0
+
+def _batch_loss(run: _Run, rows: list[dict]) -> tuple[torch.Tensor, dict]:
+    """Loss of one mini-batch: clean loss, mixed with one random variant per row (alpha/beta) and the
+    consistency KL when those are on; also the parts, for the loss history."""
+    s = run.settings
+    batch, em, loss_clean = run.forward(rows)
+    loss, parts = loss_clean, {"clean": loss_clean.item()}
+    if not run.paired:
+        return loss, parts
+    adv_rows, owners = [], []
+    for b, row in enumerate(rows):
+        if row["id"] in run.variants and "orig_id" not in row:
+            adv_rows.append(run.rng.choice(run.variants[row["id"]]))
+            owners.append(b)
+    if not adv_rows:
+        return loss, parts
+    abatch, aem, loss_adv = run.forward(adv_rows)
+    if s.adv_loss:
+        loss = s.alpha * loss_clean + s.beta * loss_adv
+        parts["adv"] = loss_adv.item()
+    if s.consistency > 0:
+        pairs = [(k, ci, ai) for k, (owner, arow) in enumerate(zip(owners, adv_rows))
+                 for ai, ci in enumerate(arow["word_map"])
+                 if ci >= 0 and ai < abatch.n_kept[k] and ci < batch.n_kept[owner]]
+        kl = consistency_kl(em[owners], aem, pairs)
+        loss = loss + s.consistency * kl
+        parts["kl"] = kl.item()
+    return loss, parts
+
+
+def _run_epochs(run: _Run, pool: list[dict], optim, sched, total_steps: int, name: str) -> list[dict]:
+    """All epochs of length-grouped mini-batches; returns the per-step loss history."""
+    from tqdm.auto import tqdm
+
+    s = run.settings
+    masker = GradientMasker(run.model.parameters(), s.grad_mask_quantile, s.grad_mask_momentum, seed=s.seed) \
+        if s.grad_mask else None
+    run.model.train()
     history = []
-    progress = tqdm(total=total_steps, desc=f"train {Path(out_dir).name}", mininterval=5)
+    progress = tqdm(total=total_steps, desc=f"train {name}", mininterval=5)
     for epoch in range(s.epochs):
-        for batch_idx in length_grouped_batches([len(r["tokens"]) for r in pool], s.batch_size, rng):
-            rows = [pool[j] for j in batch_idx]
-            batch, em, loss_clean = forward(rows)
-            n_tokens += int(batch.attention_mask.sum())
-            n_words += int(batch.word_mask.sum())
-            loss, parts = loss_clean, {"clean": loss_clean.item()}
-            if paired:
-                adv_rows, owners = [], []
-                for b, row in enumerate(rows):
-                    if row["id"] in variants and "orig_id" not in row:
-                        adv_rows.append(rng.choice(variants[row["id"]]))
-                        owners.append(b)
-                if adv_rows:
-                    abatch, aem, loss_adv = forward(adv_rows)
-                    n_tokens += int(abatch.attention_mask.sum())
-                    n_words += int(abatch.word_mask.sum())
-                    if s.adv_loss:
-                        loss = s.alpha * loss_clean + s.beta * loss_adv
-                        parts["adv"] = loss_adv.item()
-                    if s.consistency > 0:
-                        pairs = [(k, ci, ai) for k, (owner, arow) in enumerate(zip(owners, adv_rows))
-                                 for ai, ci in enumerate(arow["word_map"])
-                                 if ci >= 0 and ai < abatch.n_kept[k] and ci < batch.n_kept[owner]]
-                        kl = consistency_kl(em[owners], aem, pairs)
-                        loss = loss + s.consistency * kl
-                        parts["kl"] = kl.item()
+        for batch_idx in length_grouped_batches([len(r["tokens"]) for r in pool], s.batch_size, run.rng):
+            loss, parts = _batch_loss(run, [pool[j] for j in batch_idx])
             optim.zero_grad(set_to_none=True)
             loss.backward()
             if masker is not None:
                 parts["masked_share"] = masker()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), s.max_grad_norm)
             optim.step()
             sched.step()
             history.append({"epoch": epoch, "loss": loss.item(), **parts})
             progress.update(1)
             progress.set_postfix(loss=f"{history[-1]['loss']:.3f}")
     progress.close()
-    seconds = time.perf_counter() - start
-    model.eval()
-    model.save(out_dir, tokenizer, {"max_length": s.max_length, "settings": dataclasses.asdict(s), **(meta or {})})
+    return history
+
+
+def _metrics(run: _Run, history: list[dict], seconds: float, steps_per_epoch: int, clean: list[dict]) -> dict:
+    """The ``train_metrics.json`` of a finished run."""
+    s = run.settings
+    first = history[:steps_per_epoch]
     last = history[-steps_per_epoch:] if history else []
-    metrics = {
+    return {
         "seconds": round(seconds, 2),
         "steps": len(history),
         "epochs": s.epochs,
         "train_sentences": len(clean),
-        "adversarial_variants": sum(len(v) for v in variants.values()),
-        "subword_tokens_seen": n_tokens,
-        "tokens_per_s": round(n_tokens / max(seconds, 1e-9), 1),
-        "words_per_s": round(n_words / max(seconds, 1e-9), 1),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-        "device": device,
-        "dtype": "bf16" if use_bf16 else "fp32",
-        "first_epoch_loss": round(sum(h["loss"] for h in history[:steps_per_epoch]) / max(min(len(history), steps_per_epoch), 1), 4),
+        "adversarial_variants": sum(len(v) for v in run.variants.values()),
+        "subword_tokens_seen": run.n_tokens,
+        "tokens_per_s": round(run.n_tokens / max(seconds, 1e-9), 1),
+        "words_per_s": round(run.n_words / max(seconds, 1e-9), 1),
+        "peak_memory_mb": round(peak_memory_mb(run.device), 1),
+        "device": run.device,
+        "dtype": "bf16" if run.use_bf16 else "fp32",
+        "first_epoch_loss": round(sum(h["loss"] for h in first) / max(len(first), 1), 4),
         "final_epoch_loss": round(sum(h["loss"] for h in last) / max(len(last), 1), 4),
         "settings": dataclasses.asdict(s),
     }
+
+
+def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike, out_dir: str | os.PathLike,
+                 labels: list[str], settings: TrainSettings, adv_path: str | os.PathLike | None = None,
+                 device: str = "cpu", meta: dict | None = None) -> dict:
+    """Train one tagger and save it to ``out_dir`` (with ``train_metrics.json``); returns the metrics."""
+    from transformers import get_linear_schedule_with_warmup
+
+    s = settings
+    random.seed(s.seed)
+    torch.manual_seed(s.seed)
+    label_ids = {t: i for i, t in enumerate(labels)}
+    clean, variants, pool = _training_data(train_path, adv_path, label_ids, s)
+    model = EncoderCRFTagger.from_encoder(encoder_path, labels, s.attention_dropout, s.hidden_dropout).to(device)
+    run = _Run(model, load_tokenizer(encoder_path), label_ids, s, device, variants, random.Random(s.seed),
+               use_bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported())
+    optim = _make_optimizer(model, s)
+    steps_per_epoch = math.ceil(len(pool) / s.batch_size)
+    total_steps = max(1, steps_per_epoch * s.epochs)
+    sched = get_linear_schedule_with_warmup(optim, int(s.warmup_ratio * total_steps), total_steps)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+
+    start = time.perf_counter()
+    history = _run_epochs(run, pool, optim, sched, total_steps, Path(out_dir).name)
+    seconds = time.perf_counter() - start
+    model.eval()
+    model.save(out_dir, run.tokenizer, {"max_length": s.max_length, "settings": dataclasses.asdict(s), **(meta or {})})
+    metrics = _metrics(run, history, seconds, steps_per_epoch, clean)
     write_json(Path(out_dir) / "train_metrics.json", metrics)
     log.info("trained %s in %.1fs (%d steps, %.0f tokens/s)", out_dir, seconds, len(history), metrics["tokens_per_s"])
     return metrics

@@ -1,7 +1,7 @@
 """Snakemake entry: robust tagger with each component removed in turn."""
 
 from tinysec.io import script_logging
-from tinysec.ner.evaluate import Method, ablation_table, caption
+from tinysec.ner.tables import Method, ablation_table, caption
 from tinysec.reports import write_table
 
 with script_logging(snakemake):

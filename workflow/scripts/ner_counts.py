@@ -1,7 +1,7 @@
 """Snakemake entry: correctly recognised entities per source (Table 1 analog)."""
 
 from tinysec.io import script_logging
-from tinysec.ner.evaluate import Method, caption, counts_table
+from tinysec.ner.tables import Method, caption, counts_table
 from tinysec.reports import write_table
 
 with script_logging(snakemake):

@@ -1,7 +1,7 @@
 """Snakemake entry: one report and the entities each method finds (Table 3 analog)."""
 
 from tinysec.io import atomic_path, script_logging
-from tinysec.ner.evaluate import Method, caption, example_markdown
+from tinysec.ner.tables import Method, caption, example_markdown
 
 with script_logging(snakemake):
     methods = [Method(**m) for m in snakemake.params.methods]

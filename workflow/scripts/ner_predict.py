@@ -5,7 +5,7 @@ import torch
 from tinysec.gpu import claim_gpus
 from tinysec.io import script_logging
 from tinysec.models.sources import default_device
-from tinysec.ner.evaluate import predict_testsets
+from tinysec.ner.predict import predict_testsets
 from tinysec.ner.postprocess import PostprocessSettings
 
 with script_logging(snakemake) as log:

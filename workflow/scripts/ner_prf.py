@@ -1,7 +1,7 @@
 """Snakemake entry: P/R/F1 table (Table 2 analog) and grouped-bar figure."""
 
 from tinysec.io import script_logging
-from tinysec.ner.evaluate import Method, caption, prf_figure, prf_table
+from tinysec.ner.tables import Method, caption, prf_figure, prf_table
 from tinysec.reports import write_table
 
 with script_logging(snakemake):

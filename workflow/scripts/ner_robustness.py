@@ -1,7 +1,7 @@
 """Snakemake entry: F1 on clean and perturbed test sets, drop and attack success rate."""
 
 from tinysec.io import script_logging
-from tinysec.ner.evaluate import Method, caption, robustness_table
+from tinysec.ner.tables import Method, caption, robustness_table
 from tinysec.reports import write_table
 
 with script_logging(snakemake):

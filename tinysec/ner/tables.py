@@ -1,11 +1,8 @@
-"""Tag the test sets with trained taggers and build the NER study's tables from the predictions.
+"""The NER study's tables, figure and captions, built from predictions files only.
 
-A predictions file (JSONL, one line per test sentence and test set) holds::
-
-    {testset, family, id, orig_id, source, text, gold: [spans], pred: [entities], rejected: [...]}
-
-``testset`` is ``clean`` or a perturbation family. Every table is computed from these files
-only, so changing a caption or a table never re-runs the models.
+The predictions files are written by :func:`tinysec.ner.predict.predict_testsets` (one JSONL line
+per test sentence and test set: ``{testset, family, id, orig_id, source, text, gold, pred,
+rejected}``), so changing a caption or a table never re-runs the models. Imports no torch.
 """
 
 from __future__ import annotations
@@ -18,10 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import InputError, read_jsonl, write_jsonl
+from ..io import read_jsonl
 from .metrics import F1_DEFINITION, span_counts, span_scores
-from .postprocess import PostprocessSettings, Tagger
-from .train import stratified_sample
 
 SOURCES = ("shodan", "whois", "dns", "nmap")
 SOURCE_LABELS = {"shodan": "Shodan", "whois": "WHOIS", "dns": "DNS (dig)", "nmap": "Nmap"}
@@ -50,39 +45,6 @@ class Method:
         return f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
 
 
-def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out_path: str | os.PathLike,
-                     post: PostprocessSettings, normalize: bool = True, batch_size: int = 32,
-                     device: str = "cpu", max_rows: int | None = None) -> int:
-    """Tag every test set (``{name: jsonl path}``, ``clean`` first) and write one predictions file.
-
-    ``max_rows`` keeps a seeded source-stratified sample of N clean test sentences and only their
-    perturbed copies.
-    """
-    tagger = Tagger(model_dir, post, normalize=normalize, device=device, batch_size=batch_size)
-    out = []
-    keep: set[str] | None = None
-    for name, path in testsets.items():
-        rows = read_jsonl(path)
-        for i, row in enumerate(rows, start=1):
-            for key in ("id", "text", "spans"):
-                if key not in row:
-                    raise InputError(path, f"missing field '{key}'", row=i, field=key)
-        if max_rows:
-            if keep is None:
-                rows = stratified_sample(rows, max_rows)
-                keep = {r["id"] for r in rows}
-            else:
-                rows = [r for r in rows if r.get("orig_id", r["id"]) in keep]
-        tagged = tagger.tag([r["text"] for r in rows], progress=True)
-        for row, res in zip(rows, tagged):
-            out.append({"testset": name, "family": row.get("family", "clean" if name == "clean" else name),
-                        "id": row["id"], "orig_id": row.get("orig_id", row["id"]),
-                        "source": row.get("source", ""), "text": row["text"],
-                        "gold": [{k: s[k] for k in ("start", "end", "type")} for s in row["spans"]],
-                        "pred": res["entities"], "rejected": res["rejected"]})
-    return write_jsonl(out_path, out)
-
-
 def _by_testset(rows: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for r in rows:
@@ -99,13 +61,13 @@ def _load(method: Method) -> dict[str, list[dict]]:
     return _by_testset(read_jsonl(method.predictions))
 
 
-# ---------------------------------------------------------------- Table 2 analog
+# ---------------------------------------------------------------- clean-test precision, recall, F1
 def prf_table(methods: list[Method]) -> pd.DataFrame:
     """Clean-test P/R/F1 (micro) and F1 per entity type, one row per method."""
     rows = []
     for m in methods:
-        sc = testset_scores(_load(m)["clean"])
         clean = _load(m)["clean"]
+        sc = testset_scores(clean)
         confident = span_scores([r["gold"] for r in clean],
                                 [[e for e in r["pred"] if not e.get("flagged")] for r in clean])["ALL"]
         row = {"method": m.label, "encoder": m.encoder, "variant": m.variant,
@@ -144,7 +106,7 @@ def prf_figure(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> No
     save_figure(fig, path)
 
 
-# ---------------------------------------------------------------- Table 1 analog
+# ---------------------------------------------------------------- correct entities per source
 def counts_table(methods: list[Method], baseline: Method) -> pd.DataFrame:
     """Correctly recognised entities (strict TP) per source on the clean test set, with delta to the baseline."""
     def tp_by_source(m: Method) -> dict[str, int]:
@@ -236,7 +198,7 @@ def ablation_table(methods: list[Method], families: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# ---------------------------------------------------------------- Table 3 analog
+# ---------------------------------------------------------------- one example report
 def example_markdown(methods: list[Method], source: str = "nmap", caption: str = "") -> str:
     """One clean test report of ``source`` (the one with the most gold entities) and what each method finds."""
     sets = [(m, {r["id"]: r for r in _load(m)["clean"]}) for m in methods]
@@ -333,5 +295,5 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["F1_DEFINITION", "Method", "predict_testsets", "prf_table", "prf_figure", "counts_table",
+__all__ = ["F1_DEFINITION", "Method", "prf_table", "prf_figure", "counts_table",
            "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption"]
