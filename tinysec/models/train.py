@@ -19,6 +19,10 @@ What makes it faster than a plain ``Trainer`` run on the same data:
 Resuming: every ``save_every`` optimizer steps the trainable weights, optimizer, scheduler, RNG and
 progress go to ``checkpoint_dir`` (kept outside the rule's outputs, which Snakemake deletes when a
 job fails). A rerun with the same ``checkpoint_dir`` continues from the last checkpoint.
+
+Timings (:class:`tinysec.torchutil.StepClock`): the metrics give the training loop's wall time, the
+process CPU time, the median optimizer-step time and the steady-state estimate (median step time x
+steps), which a few steps slowed by other load on the machine barely move.
 """
 
 from __future__ import annotations
