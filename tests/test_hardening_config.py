@@ -192,3 +192,22 @@ def test_snakemake_names_file_and_line_of_a_broken_default_config(tmp_path, text
     assert proc.returncode == 1
     assert_clean(proc.stdout)
     assert expected in proc.stdout, proc.stdout[-3000:]
+
+
+def test_check_command_names_file_and_line(tmp_path):
+    """``python -m tinysec.config`` checks files that ``snakemake --configfile`` would refuse
+    without naming the line (snakemake parses --configfile itself, before the Snakefile runs)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  a: [1,\n  b: 2\n")
+    run = lambda *files: subprocess.run([sys.executable, "-m", "tinysec.config", *map(str, files)],
+                                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = run(bad)
+    assert proc.returncode == 1 and f"{bad}:4:1: YAML syntax error" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    override = tmp_path / "override.yaml"
+    override.write_text("instruct: {models: [tiny-llama, ghost]}\n")
+    proc = run(TINY, override)
+    assert proc.returncode == 1, proc.stdout
+    assert "instruct.models[1]: model 'ghost' is not defined under models:" in proc.stderr
+    proc = run(TINY)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

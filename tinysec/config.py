@@ -259,3 +259,42 @@ def exit_on_config_error(func: Callable[..., Any], *args: Any, **kwargs: Any) ->
     except ConfigError as exc:
         print(f"ConfigError: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _merge(base: dict, update: dict) -> dict:
+    """``update`` merged into ``base`` key by key, recursing into mappings (as ``--configfile`` merges)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tinysec.config FILE...``: check config files (merged in order) as the Snakefile
+    does, naming file and line of a YAML syntax error that ``snakemake --configfile`` reports
+    without them. Prints ``ok`` and returns 0, or prints the problems and returns 1."""
+    import argparse
+    import sys
+
+    from tinysec.paths import CONFIG
+
+    parser = argparse.ArgumentParser(prog="python -m tinysec.config", description=main.__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="+", help="config files, as given to --configfile")
+    parser.add_argument("--schema", default=str(CONFIG / "schema" / "config.schema.yaml"))
+    args = parser.parse_args(argv)
+    config: dict = {}
+    try:
+        for path in args.files:
+            _merge(config, load_config_file(path))
+        validate_config(config, args.schema, source="config " + ", ".join(args.files))
+    except ConfigError as exc:
+        print(f"ConfigError: {exc}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
