@@ -30,6 +30,8 @@ exit_on_config_error(
     ),
     source="config "
     + ", ".join(map(str, workflow.config_settings.configfiles or ["config/config.yaml"])),
+    # with --sdm conda/apptainer, gguf: model packages live in the jobs' environment only
+    resolve_gguf=not workflow.deployment_settings.deployment_method,
 )
 
 

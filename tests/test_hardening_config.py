@@ -108,6 +108,15 @@ def test_unloadable_source_of_a_used_model_is_refused(source, reason):
     assert reason in problem
 
 
+def test_gguf_packages_of_job_environments_are_not_resolved_here():
+    """Under --sdm conda the gguf: packages are installed in the jobs' environment only."""
+    config = tiny()
+    config["models"]["tiny-llama-ref"]["source"] = "gguf:tinysec_no_such_package:model.gguf"
+    validate_config(copy.deepcopy(config), SCHEMA, resolve_gguf=False)
+    config["models"]["tiny-llama-ref"]["source"] = "pkg:tinysec_no_such_package"  # resolved by the DAG itself
+    assert "package 'tinysec_no_such_package' is not installed" in " ".join(problems_of(config))
+
+
 def test_unused_model_is_not_resolved():
     config = tiny()
     config["models"]["spare"] = {"source": "gguf:tinysec_no_such_package:model.gguf"}

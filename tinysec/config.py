@@ -189,10 +189,14 @@ def _use_problem(where: str, name: str, entry: dict, use: str) -> str | None:
     return None
 
 
-def reference_problems(config: dict) -> list[str]:
+def reference_problems(config: dict, resolve_gguf: bool = True) -> list[str]:
     """Names that point nowhere or at a model that cannot serve there, with their key paths;
-    then the unresolvable source of each model in use (``gguf:``/``pkg:`` package missing...)."""
-    from tinysec.models.sources import unresolved_reason
+    then the unresolvable source of each model in use (``gguf:``/``pkg:`` package missing...).
+
+    ``resolve_gguf=False`` skips ``gguf:`` sources, whose packages only the jobs need (under
+    ``--sdm conda`` they are installed in the jobs' environment, not in this process's).
+    """
+    from tinysec.models.sources import parse_source, unresolved_reason
 
     models = config.get("models") or {}
     problems: list[str] = []
@@ -206,6 +210,8 @@ def reference_problems(config: dict) -> list[str]:
         if problem:
             problems.append(problem)
     for name, where in used.items():
+        if not resolve_gguf and parse_source(models[name]["source"]).kind == "gguf":
+            continue
         reason = unresolved_reason(models[name]["source"])
         if reason:
             problems.append(f"models.{name}.source: {models[name]['source']!r} cannot be loaded "
@@ -224,14 +230,16 @@ def split_problems(config: dict, tolerance: float = 1e-6) -> list[str]:
             for where, fr in splits.items() if fr and abs(sum(fr) - 1) > tolerance]
 
 
-def validate_config(config: dict, schema_path: str | os.PathLike, source: str = "config") -> dict:
+def validate_config(config: dict, schema_path: str | os.PathLike, source: str = "config",
+                    resolve_gguf: bool = True) -> dict:
     """Check ``config`` (errors name each key's path), then validate it and fill its defaults.
 
     The validation and defaults come from ``snakemake.utils.validate``: once for the whole
     config, then once per ``$ref``'d section against the section's own schema (see
     :func:`section_schemas`). Then every name of a model or judge must be defined and usable
-    where it is named (:func:`reference_problems`), split fractions must add up to 1, and nmap
-    options and targets must pass :func:`tinysec.osint.targets.nmap_config_problems`.
+    where it is named, with a loadable source (:func:`reference_problems`, ``resolve_gguf``);
+    split fractions must add up to 1; nmap options and targets must pass
+    :func:`tinysec.osint.targets.nmap_config_problems`.
     ``config`` is updated in place and returned; problems raise :class:`ConfigError`.
     """
     from snakemake.utils import validate
@@ -243,7 +251,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     validate(config, str(schema_path))
     for section, ref in section_schemas(schema_path).items():
         validate(config[section], str(schema_path.parent / ref))
-    problems = reference_problems(config) + split_problems(config) + nmap_config_problems(config)
+    problems = reference_problems(config, resolve_gguf) + split_problems(config) + nmap_config_problems(config)
     if problems:
         raise ConfigError(problems, source=source)
     return config
