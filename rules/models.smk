@@ -5,7 +5,7 @@ rule prepare_model:
     output:
         model=directory("resources/models/{model}"),
     params:
-        entry=lambda wc: model_entry(wc.model),
+        entry=lambda wc: MODELS.entry(wc.model),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:

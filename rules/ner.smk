@@ -4,12 +4,12 @@
 
 rule ner_train:
     input:
-        unpack(ner_train_inputs),
+        unpack(lambda wc: NER.train_inputs(wc.ner_encoder, wc.ner_variant)),
     output:
         model=directory("results/ner/models/{ner_encoder}/{ner_variant}"),
     params:
-        settings=ner_train_settings,
-        labels=ner_labels(),
+        settings=lambda wc: NER.train_settings(wc.ner_variant),
+        labels=NER.labels(),
     log:
         "logs/ner_train/{ner_encoder}/{ner_variant}.log",
     benchmark:
@@ -25,13 +25,13 @@ rule ner_train:
 
 rule ner_predict:
     input:
-        unpack(ner_testset_inputs),
+        **NER.testsets(),
         model="results/ner/models/{ner_encoder}/{ner_variant}",
     output:
         predictions="results/ner/pred/{ner_encoder}/{ner_variant}.jsonl",
     params:
-        testsets=ner_testset_names(),
-        postprocess=ner_postprocess_settings(),
+        testsets=list(NER.testsets()),
+        postprocess=NER.postprocess(),
         normalize=config["ner"]["normalize"],
         batch_size=config["ner"]["eval_batch_size"],
         max_rows=config["ner"]["max_test_rows"],
@@ -50,14 +50,24 @@ rule ner_predict:
 
 rule ner_prf:
     input:
-        predictions=ner_prf_predictions(),
+        predictions=plan.predictions(NER.prf_methods()),
     output:
-        table=report("results/tables/ner_prf.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_prf.rst"),
+        table=report(
+            "results/tables/ner_prf.csv",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_prf.rst",
+        ),
         md="results/tables/ner_prf.md",
-        figure=report("results/figures/ner_prf.png", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_prf.rst"),
+        figure=report(
+            "results/figures/ner_prf.png",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_prf.rst",
+        ),
     params:
-        methods=ner_prf_methods(),
-        context=ner_caption_context(),
+        methods=NER.prf_methods(),
+        context=NER.caption_context(),
     log:
         "logs/ner_prf/ner_prf.log",
     benchmark:
@@ -70,13 +80,18 @@ rule ner_prf:
 
 rule ner_counts:
     input:
-        predictions=ner_main_predictions(["baseline", "robust"]),
+        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
     output:
-        table=report("results/tables/ner_counts.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_counts.rst"),
+        table=report(
+            "results/tables/ner_counts.csv",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_counts.rst",
+        ),
         md="results/tables/ner_counts.md",
     params:
-        methods=ner_main_methods(["baseline", "robust"]),
-        context=ner_caption_context(),
+        methods=NER.main_methods(["baseline", "robust"]),
+        context=NER.caption_context(),
     log:
         "logs/ner_counts/ner_counts.log",
     benchmark:
@@ -89,16 +104,20 @@ rule ner_counts:
 
 rule ner_robustness:
     input:
-        predictions=ner_main_predictions(["baseline", "robust"]),
+        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
     output:
         table=report(
-            "results/tables/ner_robustness.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_robustness.rst"
+            "results/tables/ner_robustness.csv",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_robustness.rst",
         ),
         md="results/tables/ner_robustness.md",
     params:
-        methods=ner_main_methods(["baseline", "robust"]),
-        families=ner_families(),
-        context=ner_caption_context(),
+        table="robustness",
+        methods=NER.main_methods(["baseline", "robust"]),
+        families=NER_CORPUS.test_families(),
+        context=NER.caption_context(),
     log:
         "logs/ner_robustness/ner_robustness.log",
     benchmark:
@@ -109,35 +128,40 @@ rule ner_robustness:
         "../workflow/scripts/ner_robustness.py"
 
 
-rule ner_ablation:
+use rule ner_robustness as ner_ablation with:
     input:
-        predictions=ner_main_predictions(["robust", *config["ner"]["ablations"]]),
+        predictions=plan.predictions(NER.main_methods(NER.ablation_variants())),
     output:
-        table=report("results/tables/ner_ablation.csv", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_ablation.rst"),
+        table=report(
+            "results/tables/ner_ablation.csv",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_ablation.rst",
+        ),
         md="results/tables/ner_ablation.md",
     params:
-        methods=ner_main_methods(["robust", *config["ner"]["ablations"]]),
-        families=ner_families(),
-        context=ner_caption_context(),
+        table="ablation",
+        methods=NER.main_methods(NER.ablation_variants()),
     log:
         "logs/ner_ablation/ner_ablation.log",
     benchmark:
         "benchmarks/ner_ablation/ner_ablation.tsv"
-    conda:
-        "../envs/tinysec.yaml"
-    script:
-        "../workflow/scripts/ner_ablation.py"
 
 
 rule ner_example:
     input:
-        predictions=ner_main_predictions(["baseline", "robust"]),
+        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
     output:
-        md=report("results/tables/ner_example.md", category="NER study", subcategory="Tagging", caption="../workflow/report/ner_example.rst"),
+        md=report(
+            "results/tables/ner_example.md",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_example.rst",
+        ),
     params:
-        methods=ner_main_methods(["baseline", "robust"]),
+        methods=NER.main_methods(["baseline", "robust"]),
         source=config["ner"]["example_source"],
-        context=ner_caption_context(),
+        context=NER.caption_context(),
     log:
         "logs/ner_example/ner_example.log",
     benchmark:

@@ -4,7 +4,7 @@
 
 rule ner_data_corpus:
     input:
-        unpack(lambda wc: ner_data_llm_input("rephrase")),
+        unpack(lambda wc: NER_CORPUS.llm_input("rephrase")),
         records="results/osint/records.jsonl",
     output:
         train=f"{NER_DATA}/train.jsonl",
@@ -18,11 +18,7 @@ rule ner_data_corpus:
         max_records=config["ner_data"]["max_records"],
         split=config["ner_data"]["split"],
         rephrase=config["ner_data"]["rephrase"],
-        llm_entry=lambda wc: (
-            model_entry(config["ner_data"]["rephrase"]["model"])
-            if config["ner_data"]["rephrase"]["enabled"]
-            else None
-        ),
+        llm_entry=lambda wc: NER_CORPUS.llm_entry("rephrase"),
     log:
         "logs/ner_data_corpus/corpus.log",
     benchmark:
@@ -59,7 +55,7 @@ rule ner_data_table:
         types=config["ner_data"]["entity_types"],
         seed=config["seed"],
         split=config["ner_data"]["split"],
-        run_name=config.get("run_name", "default"),
+        run_name=config["run_name"],
     log:
         "logs/ner_data_table/table.log",
     benchmark:
@@ -76,7 +72,7 @@ rule ner_data_perturb:
     output:
         perturbed=f"{NER_DATA}/test.{{family}}.jsonl",
     wildcard_constraints:
-        family="|".join(ner_perturb_families()) or "(?!x)x",
+        family=one_of(NER_CORPUS.perturb_families()),
     params:
         operators=lambda wc: config["ner_data"]["perturb"]["families"][wc.family],
         seed=config["seed"],
@@ -94,7 +90,7 @@ rule ner_data_perturb:
 
 rule ner_data_paraphrase:
     input:
-        unpack(lambda wc: ner_data_llm_input("paraphrase", always=True)),
+        unpack(lambda wc: NER_CORPUS.llm_input("paraphrase", always=True)),
         test=rules.ner_data_corpus.output.test,
         embedder=model_path(config["embedder"]),
     output:
@@ -102,7 +98,7 @@ rule ner_data_paraphrase:
         stats=f"{NER_DATA}/test.paraphrase.stats.json",
     params:
         paraphrase=config["ner_data"]["paraphrase"],
-        llm_entry=lambda wc: model_entry(config["ner_data"]["paraphrase"]["model"]),
+        llm_entry=lambda wc: MODELS.entry(config["ner_data"]["paraphrase"]["model"]),
         seed=config["seed"],
     log:
         "logs/ner_data_paraphrase/test.log",
@@ -119,7 +115,7 @@ rule ner_data_paraphrase:
 
 rule ner_data_adversarial:
     input:
-        unpack(lambda wc: ner_data_llm_input("paraphrase")),
+        unpack(lambda wc: NER_CORPUS.llm_input("paraphrase")),
         train=rules.ner_data_corpus.output.train,
         embedder=lambda wc: (
             model_path(config["embedder"])
@@ -137,11 +133,7 @@ rule ner_data_adversarial:
         char_rate=config["ner_data"]["perturb"]["char_rate"],
         seed=config["seed"],
         paraphrase=config["ner_data"]["paraphrase"],
-        llm_entry=lambda wc: (
-            model_entry(config["ner_data"]["paraphrase"]["model"])
-            if config["ner_data"]["paraphrase"]["enabled"]
-            else None
-        ),
+        llm_entry=lambda wc: NER_CORPUS.llm_entry("paraphrase"),
     log:
         "logs/ner_data_adversarial/train.log",
     benchmark:

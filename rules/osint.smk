@@ -7,8 +7,8 @@ rule osint_collect:
     output:
         record="results/osint/raw/{source}/{target}.json",
     params:
-        target=lambda wc: osint_target(wc.source, wc.target),
-        options=lambda wc: osint_options(wc.source),
+        target=lambda wc: OSINT.target(wc.source, wc.target),
+        options=lambda wc: config["osint"][wc.source],
     log:
         "logs/osint_collect/{source}/{target}.log",
     benchmark:
@@ -23,14 +23,10 @@ rule osint_synthetic:
     output:
         records="results/osint/synthetic.jsonl",
     params:
-        n_records=osint_conf().get("synthetic", {}).get("n_records", 0),
-        mix=osint_conf().get("synthetic", {}).get("mix", {}),
-        seed=(
-            config["seed"]
-            if osint_conf().get("synthetic", {}).get("seed") is None
-            else osint_conf()["synthetic"]["seed"]
-        ),
-        record_types=osint_conf().get("dns", {}).get("record_types", []),
+        n_records=config["osint"]["synthetic"]["n_records"],
+        mix=config["osint"]["synthetic"]["mix"],
+        seed=OSINT.synthetic_seed(),
+        record_types=config["osint"]["dns"]["record_types"],
     log:
         "logs/osint_synthetic/synthetic.log",
     benchmark:
@@ -43,8 +39,8 @@ rule osint_synthetic:
 
 rule osint_records:
     input:
-        collected=osint_collected_records,
-        synthetic=osint_synthetic_records,
+        collected=OSINT.collected_records(),
+        synthetic=OSINT.synthetic_records(),
     output:
         records="results/osint/records.jsonl",
     log:

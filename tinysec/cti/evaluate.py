@@ -43,3 +43,22 @@ def score_answers(gold_rows: Sequence[dict], gold: Sequence[Sequence[str]], answ
     names = {lab: mapper.catalogue.name(lab) for p in preds for lab in p["gold"] + p["predicted"]}
     table = per_label([p["gold"] for p in preds], [p["predicted"] for p in preds], names)
     return Scored(preds, metrics, table)
+
+
+def score_file(model_dir: str, answers_file: str, test_file: str, contestant: str, out: Mapping[str, str]) -> dict:
+    """Metrics, per-label table and predictions of one contestant on one task."""
+    from ..io import read_jsonl, write_json, write_jsonl
+    from .predictor import load_manifest, mapper_of
+    from .prompts import label_field
+
+    manifest = load_manifest(model_dir)
+    mapper = mapper_of(manifest)
+    test = read_jsonl(test_file)
+    gold = [r[label_field(manifest["task"])] for r in test]
+    scored = score_answers(test, gold, read_jsonl(answers_file), mapper)
+    metrics = {"model": contestant, "label": manifest.get("label", contestant), "kind": manifest["kind"],
+               "task": manifest["task"], "parameters": manifest.get("parameters"), **scored.metrics}
+    write_json(out["metrics"], metrics)
+    scored.per_label.to_csv(out["per_label"], index=False)
+    write_jsonl(out["predictions"], scored.predictions)
+    return metrics

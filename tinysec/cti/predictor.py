@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..io import InputError, read_json, write_json
+from ..io import InputError, read_json, read_jsonl, write_json, write_jsonl
 from .labels import Catalogue
 from .outputs import LabelMapper
 from .prompts import label_field, to_records
@@ -99,3 +99,30 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
                                       prompt=manifest.get("prompt"), adapter_dir=adapter, device=device,
                                       progress=progress)
     return [{"id": o["id"], "answer": o["answer"], "n_tokens": o["n_tokens"], "seconds": o["seconds"]} for o in out]
+
+
+def label_mapper(labels_file: str, task: str) -> tuple[Catalogue, bool, LabelMapper]:
+    """Catalogue, parent mapping and label mapper of ``task`` from a ``labels.json`` file."""
+    meta = read_json(labels_file)
+    catalogue = Catalogue.from_dict(meta["catalogue"])
+    to_parent = bool(meta["to_parent"])
+    return catalogue, to_parent, LabelMapper(task, catalogue, catalogue.labels(task, to_parent), to_parent)
+
+
+def manifest_base(task: str, labels_file: str) -> dict:
+    """The manifest fields every CTI model folder of ``task`` shares (labels, catalogue)."""
+    catalogue, to_parent, mapper = label_mapper(labels_file, task)
+    return {"task": task, "to_parent": to_parent, "labels": mapper.valid, "catalogue": catalogue.to_dict()}
+
+
+def answer_file(model_dir: str, test_file: str, out_file: str, gpus: int, gen: Mapping[str, Any] | None = None) -> int:
+    """Answers of an LLM model folder for the test subset (GPU claimed for local models).
+
+    ``gen`` (generation settings) is a parameter of this step, not of training, so changing it
+    never reruns a fine-tune."""
+    from ..gpu import claim_gpus
+
+    manifest = load_manifest(model_dir)
+    with claim_gpus(0 if manifest["kind"] == "api" else min(1, gpus)):
+        rows = answer(model_dir, read_jsonl(test_file), gen=gen)
+    return write_jsonl(out_file, rows)

@@ -8,10 +8,15 @@ up to one example, and the whole corpus exactly, as far as the counts allow.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter, defaultdict
+from typing import Mapping, Sequence
 
-from .corpus import text_key
+from ..io import read_jsonl, write_json, write_jsonl
+from .corpus import build_corpus, load_source, text_key
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -65,3 +70,28 @@ def subsample(records: list[dict], n: int | None, seed: int) -> list[dict]:
         return list(records)
     picked = random.Random(seed).sample(records, n)
     return sorted(picked, key=lambda r: r["id"])
+
+
+def build_dataset(source: str, out: Mapping[str, str], min_length: int, to_parent: bool,
+                  fractions: Sequence[float], seed: int, package_dir: str | None = None) -> dict:
+    """Read, clean, merge and split the configured source; writes the splits, labels.json and stats."""
+    raw, catalogue, label = load_source(source, package_dir)
+    records, stats = build_corpus(raw, catalogue, to_parent, min_length)
+    if not records:
+        raise ValueError(f"no CTI examples left from {source} after cleaning (min_length={min_length})")
+    splits = stratified_split(records, tuple(fractions), seed)
+    check_leakage(splits)
+    for name in SPLITS:
+        write_jsonl(out[name], splits[name])
+    write_json(out["labels"], {"to_parent": to_parent, "catalogue": catalogue.to_dict()})
+    stats = {**stats, "source": label, **{f"n_{s}": len(splits[s]) for s in SPLITS}}
+    write_json(out["stats"], stats)
+    log.info("CTI corpus: %s", stats)
+    return stats
+
+
+def make_subset(train: str, test: str, out_train: str, out_test: str, n_train: int | None, n_test: int | None,
+                seed: int) -> None:
+    """Seeded subsamples of the train and test splits (the sizes the models actually see)."""
+    write_jsonl(out_train, subsample(read_jsonl(train), n_train, seed))
+    write_jsonl(out_test, subsample(read_jsonl(test), n_test, seed + 1))

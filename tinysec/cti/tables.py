@@ -45,3 +45,18 @@ def caption(task: str, stats: Mapping, n_train: int, n_test: int, n_labels: int,
         "coefficients for TF-IDF; blank when unknown). The study reports ChatGPT at 42.60% tactic and 17.90% "
         "technique precision on its own data."
     )
+
+
+def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_file: str, test_file: str,
+                labels_file: str, csv: str, md: str, hparams: Mapping[str, Any], choices_limit: int | None) -> None:
+    """The ``task`` table (model, parameters, P/R/F1 micro and macro, exact match, invalid rate)."""
+    from ..io import read_json, read_jsonl
+    from ..reports import device_description, write_table
+    from .predictor import label_mapper
+
+    df = results_frame([read_json(f) for f in metrics_files])
+    _, to_parent, mapper = label_mapper(labels_file, task)
+    text = caption(task, read_json(stats_file), len(read_jsonl(train_file)), len(read_jsonl(test_file)),
+                   len(mapper.valid), to_parent, device_description(),
+                   choices_limit if choices_limit and choices_limit < len(mapper.valid) else None, hparams)
+    write_table(df, csv, md, text)

@@ -8,7 +8,8 @@ Public API (also used by the CTI section):
 - :func:`answer_records` turns records into answer rows ``{id, instruction, input, answer,
   n_tokens, seconds}``, formatting prompts exactly as training does (:mod:`.prompts`).
 - :func:`api_answer_records` does the same through :class:`tinysec.models.api.ChatClient`.
-- :func:`run_job` is what a rule script calls (claims GPUs, writes the JSONL).
+- :func:`run_job` (local model, claims a GPU) and :func:`run_api_job` are what the rule scripts
+  call; both write the answers JSONL.
 """
 
 from __future__ import annotations
@@ -193,23 +194,29 @@ def api_answer_records(entry: Mapping[str, Any], records: Sequence[Mapping[str, 
     return answer_rows(records, outs)
 
 
-def run_job(spec: Mapping[str, Any], gpus_per_job: int = 0) -> int:
-    """Answer the records of ``spec['eval_file']`` and write ``spec['out_file']`` (JSONL).
+def _eval_records(eval_file: str | os.PathLike, limit: int) -> list[dict]:
+    records = read_jsonl(eval_file)
+    return records[:limit] if limit else records
 
-    ``spec`` keys: ``eval_file``, ``out_file``, ``gen``, ``prompt``, ``limit`` (0: all), and either
-    ``api_entry`` (an API model entry) or ``model_dir`` with optional ``adapter_dir``.
-    Returns the number of rows written.
-    """
+
+def run_job(eval_file: str | os.PathLike, out_file: str | os.PathLike, *, model_dir: str | os.PathLike,
+            adapter_dir: str | os.PathLike | None = None, gen: Mapping[str, Any] | None = None,
+            prompt: Mapping[str, Any] | None = None, limit: int = 0, device: str | None = None,
+            gpus_per_job: int = 0) -> int:
+    """Answer the records of ``eval_file`` (the first ``limit``; 0: all) with the local model in
+    ``model_dir`` (plus ``adapter_dir``) on at most one claimed GPU, and write ``out_file`` (JSONL).
+    Returns the number of rows written."""
     from ..gpu import claim_gpus
 
-    records = read_jsonl(spec["eval_file"])
-    if spec.get("limit"):
-        records = records[: int(spec["limit"])]
-    if spec.get("api_entry"):
-        rows = api_answer_records(spec["api_entry"], records, spec.get("gen"),
-                                  system=(spec.get("prompt") or {}).get("system"))
-    else:
-        with claim_gpus(min(1, gpus_per_job)):
-            rows = answer_records(spec["model_dir"], records, spec.get("gen"), prompt=spec.get("prompt"),
-                                  adapter_dir=spec.get("adapter_dir"), device=spec.get("device"))
-    return write_jsonl(spec["out_file"], rows)
+    records = _eval_records(eval_file, limit)
+    with claim_gpus(min(1, gpus_per_job)):
+        rows = answer_records(model_dir, records, gen, prompt=prompt, adapter_dir=adapter_dir, device=device)
+    return write_jsonl(out_file, rows)
+
+
+def run_api_job(eval_file: str | os.PathLike, out_file: str | os.PathLike, *, api_entry: Mapping[str, Any],
+                gen: Mapping[str, Any] | None = None, system: str | None = None, limit: int = 0) -> int:
+    """Answer the records of ``eval_file`` (the first ``limit``; 0: all) through the API model
+    ``api_entry`` and write ``out_file`` (JSONL). Returns the number of rows written."""
+    rows = api_answer_records(api_entry, _eval_records(eval_file, limit), gen, system=system)
+    return write_jsonl(out_file, rows)

@@ -5,7 +5,7 @@ Public API (also used by the CTI section):
 - :func:`finetune` trains one model on plain records with a hyperparameter dict and writes a PEFT
   adapter (``method: lora``, loadable with ``PeftModel.from_pretrained``) or a safetensors model
   (``method: full``) to ``out_dir``; it returns the training metrics.
-- :func:`run_job` is what a rule script calls: it claims GPUs (:func:`tinysec.gpu.claim_gpus`),
+- :func:`run_job` runs a :class:`TrainJob` for a rule script: it claims GPUs (:func:`tinysec.gpu.claim_gpus`),
   relaunches itself through ``accelerate launch --num_processes N`` when a job has more than one
   GPU, runs :func:`finetune` and writes ``train_metrics.json``.
 
@@ -499,14 +499,30 @@ def _in_distributed_launch() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def run_job(spec: Mapping[str, Any], gpus_per_job: int = 0) -> dict[str, Any]:
-    """Run one fine-tuning job described by ``spec`` and write its metrics.
+@dataclass
+class TrainJob:
+    """One fine-tuning job: what a rule script (or the accelerate relaunch, from JSON) runs.
 
-    ``spec`` keys: ``model_dir``, ``train_file`` (JSONL of records) or ``records``, ``out_dir``,
-    ``metrics_file``, ``hparams``, ``prompt``, ``checkpoint_dir``, optional ``device`` and
-    ``log_file`` (where the relaunched processes log).
+    Training data: ``records``, else the JSONL ``train_file``. ``log_file`` is where relaunched
+    processes log."""
+
+    model_dir: str
+    out_dir: str
+    metrics_file: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    prompt: dict[str, Any] | None = None
+    checkpoint_dir: str | None = None
+    train_file: str | None = None
+    records: list[dict] | None = None
+    device: str | None = None
+    log_file: str | None = None
+
+
+def run_job(job: TrainJob, gpus_per_job: int = 0) -> dict[str, Any]:
+    """Run one fine-tuning job and write its metrics to ``job.metrics_file``.
+
     With ``gpus_per_job > 1`` and that many GPUs free, the job is re-run through
-    ``accelerate launch --num_processes N -m tinysec.models.train <spec.json>``.
+    ``accelerate launch --num_processes N -m tinysec.models.train <job.json>``.
     """
     from ..gpu import claim_gpus
     from ..io import read_jsonl
@@ -515,30 +531,28 @@ def run_job(spec: Mapping[str, Any], gpus_per_job: int = 0) -> dict[str, Any]:
         if len(ids) > 1 and not _in_distributed_launch():
             from ..gpu import launch_command, run_launch
 
-            spec_file = Path(spec["metrics_file"]).with_suffix(".spec.json")
-            write_json(spec_file, dict(spec))
+            spec_file = Path(job.metrics_file).with_suffix(".spec.json")
+            write_json(spec_file, asdict(job))
             run_launch(launch_command("tinysec.models.train", [str(spec_file)], num_processes=len(ids),
-                                      mixed_precision="no"), log_file=spec.get("log_file"))
+                                      mixed_precision="no"), log_file=job.log_file)
             spec_file.unlink(missing_ok=True)
-            return read_json(spec["metrics_file"])
-        records = spec.get("records") or read_jsonl(spec["train_file"])
-        metrics = finetune(spec["model_dir"], records, spec["out_dir"], spec.get("hparams"),
-                           prompt=spec.get("prompt"), checkpoint_dir=spec.get("checkpoint_dir"),
-                           device=spec.get("device"))
+            return read_json(job.metrics_file)
+        records = job.records or read_jsonl(job.train_file)
+        metrics = finetune(job.model_dir, records, job.out_dir, job.hparams, prompt=job.prompt,
+                           checkpoint_dir=job.checkpoint_dir, device=job.device)
         if int(os.environ.get("RANK", "0")) == 0:
-            write_json(spec["metrics_file"], metrics)
+            write_json(job.metrics_file, metrics)
         return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tinysec.models.train spec.json`` (used by the accelerate relaunch)."""
+    """``python -m tinysec.models.train job.json`` (used by the accelerate relaunch)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tinysec.models.train SPEC.json", file=sys.stderr)
+        print("usage: python -m tinysec.models.train JOB.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    run_job(spec, gpus_per_job=0)
+    run_job(TrainJob(**json.loads(Path(argv[0]).read_text(encoding="utf-8"))), gpus_per_job=0)
     return 0
 
 

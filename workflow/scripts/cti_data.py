@@ -1,6 +1,6 @@
 """Snakemake entry of cti_data: read, clean, merge and split the CTI source."""
 
-from tinysec.cti.steps import build_dataset
+from tinysec.cti.splits import build_dataset
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

@@ -2,12 +2,15 @@
 
 import torch
 
-from tinysec.cti.steps import finetune
+from tinysec.cti.contestants import finetune
 from tinysec.io import script_logging
+from tinysec.models.train import TrainJob
 
 with script_logging(snakemake):
     torch.set_num_threads(snakemake.threads)
-    finetune(snakemake.input.model, snakemake.input.train, snakemake.input.labels, snakemake.wildcards.task,
-             snakemake.output.model, snakemake.output.metrics, snakemake.params.hparams, snakemake.params.prompt,
-             snakemake.params.checkpoint_dir, snakemake.params.gpus, snakemake.params.label,
-             log_file=snakemake.log[0])
+    p = snakemake.params
+    job = TrainJob(model_dir=snakemake.input.model, train_file=snakemake.input.train, out_dir=snakemake.output.model,
+                   metrics_file=snakemake.output.metrics, hparams=p.hparams, prompt=p.prompt,
+                   checkpoint_dir=p.checkpoint_dir, log_file=snakemake.log[0])
+    finetune(job, task=snakemake.wildcards.task, labels_file=snakemake.input.labels, label=p.label,
+             gpus=snakemake.resources.gpu)

@@ -1,6 +1,6 @@
 """Snakemake entry of cti_score: map answers onto labels; metrics, per-label scores, predictions."""
 
-from tinysec.cti.steps import score_file
+from tinysec.cti.evaluate import score_file
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

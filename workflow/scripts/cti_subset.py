@@ -1,6 +1,6 @@
 """Snakemake entry of cti_subset: seeded train/test subsamples (the sizes in the table captions)."""
 
-from tinysec.cti.steps import make_subset
+from tinysec.cti.splits import make_subset
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

@@ -1,6 +1,6 @@
 """Snakemake entry of cti_table: the tactic or technique table (Tables 6-7 analog)."""
 
-from tinysec.cti.steps import build_table
+from tinysec.cti.tables import build_table
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

@@ -1,6 +1,6 @@
 """Snakemake entry of cti_tfidf: fit the TF-IDF + one-vs-rest logistic regression baseline and answer the test subset."""
 
-from tinysec.cti.steps import fit_tfidf
+from tinysec.cti.contestants import fit_tfidf
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

@@ -15,7 +15,7 @@ with tinysec.io.script_logging(snakemake) as log:
     judge = make_judge(spec, models, model_dir=snakemake.input.weights[0] if snakemake.input.weights else None,
                        embedder=snakemake.params.embedder, template=snakemake.input.prompt,
                        reask=snakemake.input.reask)
-    answers = {path.rsplit("/", 1)[-1][: -len(".jsonl")]: read_answers(path) for path in snakemake.input.answers}
+    answers = {name: read_answers(path) for name, path in zip(snakemake.params.contestants, snakemake.input.answers)}
     pairs = [tuple(p) for p in snakemake.params.pairs]
     cache = JudgmentCache(snakemake.params.cache)
     try:

@@ -1,4 +1,4 @@
-"""Tables 1-2 analog: fine-tuned models vs one reference opponent -> results/tables/vs_{opponent}.*"""
+"""Win/tie counts of every fine-tuned model against one reference opponent -> results/tables/vs_{opponent}.*"""
 
 import tinysec.io
 from tinysec.judge.battle import summarize
@@ -8,8 +8,7 @@ from tinysec.reports import write_table
 with tinysec.io.script_logging(snakemake) as log:
     opponent = snakemake.wildcards.opponent
     by_model, everything = {}, []
-    for path in snakemake.input.pairs:
-        model = path.rsplit("/", 1)[-1].split("__vs__")[0]
+    for model, path in zip(snakemake.params.models, snakemake.input.pairs):
         by_model[model] = tinysec.io.read_jsonl(path, allow_empty=True)
         everything.extend(by_model[model])
     df = vs_table(by_model, opponent)

@@ -1,0 +1,381 @@
+"""What the workflow runs, computed from the validated config: contestants, judge pairs, merged
+hyperparameters, model folders, test sets and table rows.
+
+``rules/common.smk`` builds one object per section from Snakemake's ``config`` (after
+``tinysec.config.validate_config`` filled the schema defaults, so every key is indexed directly)
+and the rules call their methods. Nothing here reads result files or imports torch, so building
+the DAG stays fast and pytest can check the plan on any config (tests/test_plan.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+from .models.sources import local_model_path, parse_source
+from .osint.targets import slug
+
+#: Collectors of the OSINT section, in record-file order.
+OSINT_SOURCES = ("dns", "whois", "shodan", "nmap")
+#: The results folder of the NER corpus.
+NER_DATA = "results/ner/data"
+
+
+def one_of(names: Iterable[str]) -> str:
+    """Wildcard regex matching exactly one of ``names`` (matches nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+def unique(names: Iterable[str]) -> list[str]:
+    """``names`` without repeats, first occurrence kept."""
+    return list(dict.fromkeys(names))
+
+
+class Models:
+    """The ``models`` registry: entries, weight folders, labels."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+
+    def entry(self, name: str) -> dict:
+        try:
+            return self.config["models"][name]
+        except KeyError:
+            raise ValueError(f"model '{name}' is not defined under 'models:' in the config") from None
+
+    def path(self, name: str) -> str:
+        """Folder holding the weights of model ``name`` (an input of the rules that load it).
+
+        pkg: and local-folder sources are used in place; hf:, gguf: and random: sources are
+        materialised once by rule prepare_model under resources/models/<name>/.
+        """
+        local = local_model_path(self.entry(name)["source"])
+        return str(local) if local is not None else f"resources/models/{name}"
+
+    def is_api(self, name: str) -> bool:
+        return parse_source(self.entry(name)["source"]).kind == "api"
+
+    def label(self, name: str) -> str:
+        """Display name of a model: its ``label``, else its name."""
+        return self.entry(name).get("label", name)
+
+    def lora_targets(self, name: str, table: Mapping[str, list[str]]) -> list[str]:
+        """LoRA target modules of model ``name``'s family (``table`` overrides the built-in ones)."""
+        from .models.train import lora_target_modules
+
+        return lora_target_modules(self.entry(name)["family"], table)
+
+
+class Instruct:
+    """The ``instruct`` section: contestants, data files, prompts, fine-tuning hyperparameters."""
+
+    def __init__(self, config: Mapping[str, Any], models: Models):
+        self.config, self.cfg, self.models = config, config["instruct"], models
+
+    def base_models(self) -> list[str]:
+        """Base models that answer as they are and get fine-tuned."""
+        return list(self.cfg["models"])
+
+    def finetuned(self) -> list[str]:
+        """Fine-tuned contestants: ``<model>-<method>`` for every base model and method."""
+        return [f"{m}-{meth}" for m in self.cfg["models"] for meth in self.cfg["methods"]]
+
+    def references(self) -> list[str]:
+        """Reference opponents (not fine-tuned; local models or api: models)."""
+        return list(self.cfg["references"])
+
+    def contestants(self) -> list[str]:
+        """Every contestant with a results/answers/{contestant}.jsonl file."""
+        return self.base_models() + self.finetuned() + self.references()
+
+    def answer_files(self) -> list[str]:
+        return [f"results/answers/{c}.jsonl" for c in self.contestants()]
+
+    def local_answerers(self) -> list[str]:
+        """Contestants answering with local weights as they are (base models, local references)."""
+        return unique(self.base_models() + [r for r in self.references() if not self.models.is_api(r)])
+
+    def api_answerers(self) -> list[str]:
+        return [r for r in self.references() if self.models.is_api(r)]
+
+    def data_entries(self, role: str) -> list[dict]:
+        """Configured train or eval data files (``role`` 'train' or 'eval'); none for ATT&CK data."""
+        data = self.cfg["data"]
+        return list(data[f"{role}_files"]) if data["source"] == "files" else []
+
+    def data_entry(self, name: str) -> dict:
+        for e in self.data_entries("train") + self.data_entries("eval"):
+            if e["name"] == name:
+                return e
+        raise ValueError(f"no instruct data file named '{name}' in the config")
+
+    def data_inputs(self, role: str) -> list[str]:
+        return [f"results/data/downloads/{e['name']}" for e in self.data_entries(role)]
+
+    def prompt(self, name: str) -> dict:
+        """Prompt settings of model ``name``: its chat_template choice and ``instruct.prompt``."""
+        p = self.cfg["prompt"]
+        out = {"chat_template": self.models.entry(name)["chat_template"], "system": p["system"]}
+        if "template" in p:
+            out["template"] = p["template"]
+        return out
+
+    def hparams(self, model: str, method: str) -> dict:
+        """Hyperparameters of tinysec.models.train for one fine-tuning job (``full_lr`` applied)."""
+        hp = dict(self.cfg["train"])
+        full_lr = hp.pop("full_lr")
+        if method == "full" and full_lr:
+            hp["lr"] = full_lr
+        lora = dict(self.cfg["lora"])
+        targets = lora.pop("target_modules")
+        lora["target_modules"] = self.models.lora_targets(model, targets) if method == "lora" else []
+        hp.update(method=method, lora=lora, seed=self.config["seed"])
+        return hp
+
+    def weights(self, model: str, method: str | None = None) -> dict:
+        """Inputs a generation job loads: base weights, plus the adapter (lora) or only the
+        fine-tuned model (full)."""
+        if method == "full":
+            return {"model": f"results/finetune/{model}-full/model"}
+        inputs = {"model": self.models.path(model)}
+        if method == "lora":
+            inputs["adapter"] = f"results/finetune/{model}-lora/adapter"
+        return inputs
+
+
+class Judge:
+    """The ``judge`` section: judges, the pairs they judge, their inputs."""
+
+    def __init__(self, config: Mapping[str, Any], models: Models, instruct: Instruct):
+        self.config, self.cfg, self.models, self.instruct = config, config["judge"], models, instruct
+
+    def spec(self, name: str) -> dict:
+        """Config entry of judge ``name`` (``judge.judges.<name>``)."""
+        try:
+            return self.cfg["judges"][name]
+        except KeyError:
+            raise ValueError(f"judge '{name}' is not defined under judge.judges in the config") from None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(a, b) contestant pairs: each fine-tune vs each reference, then the tournament among all
+        contestants; each unordered pair once, in that order."""
+        sel = self.cfg["pairs"]
+        cands = []
+        if sel["references"]:
+            cands += [(f, r) for f in self.instruct.finetuned() for r in self.instruct.references()]
+        if sel["tournament"]:
+            names = self.instruct.contestants()
+            cands += [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+        pairs, seen = [], set()
+        for a, b in cands:
+            if a != b and frozenset((a, b)) not in seen:
+                seen.add(frozenset((a, b)))
+                pairs.append((a, b))
+        return pairs
+
+    def answerers(self) -> list[str]:
+        """Every contestant that appears in a judged pair."""
+        return unique(m for pair in self.pairs() for m in pair)
+
+    def api(self, name: str) -> dict:
+        """The ``api`` block (base_url, model, key_env: never the key) of an api judge's model, else {}."""
+        spec = self.spec(name)
+        return self.models.entry(spec["model"])["api"] if spec["kind"] == "api" else {}
+
+    def vs_pairs(self, opponent: str) -> dict[str, str]:
+        """Fine-tuned contestant -> its battle file against ``opponent`` (primary judge)."""
+        j = self.cfg["judge"]
+        return {f: f"results/battles/{j}/{f}__vs__{opponent}.jsonl" for f in self.instruct.finetuned()}
+
+    def weights(self, name: str) -> list[str]:
+        """Weights folder a judge loads: the embedder (reference), its model (hf), none (api)."""
+        spec = self.spec(name)
+        if spec["kind"] == "reference":
+            return [self.models.path(self.config["embedder"])]
+        if spec["kind"] == "hf":
+            return [self.models.path(spec["model"])]
+        return []
+
+
+class Cti:
+    """The ``cti`` section: contestants (table rows), prompts, LoRA hyperparameters."""
+
+    def __init__(self, config: Mapping[str, Any], models: Models):
+        self.config, self.cfg, self.models = config, config["cti"], models
+
+    def finetuned(self) -> list[str]:
+        """LoRA fine-tuned CTI contestants: ``<model>-lora``."""
+        return [f"{m}-lora" for m in self.cfg["models"]]
+
+    def zero_shot(self) -> list[str]:
+        """Base LLMs (local or api:) answering zero-shot with the label list in the prompt."""
+        return list(self.cfg["zero_shot"])
+
+    def llm_contestants(self) -> list[str]:
+        return self.finetuned() + self.zero_shot()
+
+    def tfidf_rows(self) -> list[str]:
+        tfidf = self.cfg["tfidf"]
+        if not tfidf["enabled"]:
+            return []
+        return ["tfidf-lr", "tfidf-lr-full"] if tfidf["full_train"] else ["tfidf-lr"]
+
+    def contestants(self) -> list[str]:
+        """Every row of the CTI tables (each has results/cti/{contestant}/{task}_metrics.json)."""
+        return self.llm_contestants() + self.tfidf_rows()
+
+    def tfidf_settings(self) -> dict:
+        """Settings of the TF-IDF model itself (not which rows exist)."""
+        return {k: v for k, v in self.cfg["tfidf"].items() if k not in ("enabled", "full_train")}
+
+    def base_model(self, contestant: str) -> str:
+        """Base model name of an LLM contestant (``x-lora`` -> ``x``)."""
+        return contestant[: -len("-lora")] if contestant in self.finetuned() else contestant
+
+    def model_inputs(self, contestant: str) -> list[str]:
+        """The base weights an LLM contestant loads (none for api: models)."""
+        base = self.base_model(contestant)
+        return [] if self.models.is_api(base) else [self.models.path(base)]
+
+    def finetune_label(self, model: str) -> str:
+        """Display name of the LoRA fine-tune of ``model``."""
+        return f"{self.models.label(model)} + LoRA"
+
+    def prompt(self, name: str) -> dict:
+        """Prompt settings of model ``name``: its chat_template choice and the CTI system prompt."""
+        return {"chat_template": self.models.entry(name)["chat_template"], "system": self.cfg["system"]}
+
+    def hparams(self, model: str) -> dict:
+        """Hyperparameters of tinysec.models.train for one CTI LoRA fine-tune."""
+        hp = dict(self.cfg["train"])
+        lora = dict(hp.pop("lora"))
+        lora["target_modules"] = self.models.lora_targets(model, lora.pop("target_modules"))
+        hp.update(method="lora", lora=lora, seed=self.config["seed"])
+        return hp
+
+
+class Osint:
+    """The ``osint`` section: collector targets and the record files they write."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config, self.cfg = config, config["osint"]
+
+    def targets(self, source: str) -> list[str]:
+        """Targets of one collector (empty unless ``osint.collect`` is set)."""
+        return list(self.cfg["targets"][source]) if self.cfg["collect"] else []
+
+    def target(self, source: str, target_slug: str) -> str:
+        """The configured target whose file name is ``target_slug``."""
+        for target in self.targets(source):
+            if slug(target) == target_slug:
+                return target
+        raise ValueError(f"no osint.targets.{source} entry is written as '{target_slug}'")
+
+    def collected_records(self) -> list[str]:
+        """Per-target record files of every enabled collector."""
+        return [f"results/osint/raw/{s}/{slug(t)}.json" for s in OSINT_SOURCES for t in self.targets(s)]
+
+    def synthetic_records(self) -> list[str]:
+        return ["results/osint/synthetic.jsonl"] if self.cfg["synthetic"]["n_records"] > 0 else []
+
+    def synthetic_seed(self) -> int:
+        """The synthetic corpus's own seed, else the global one."""
+        seed = self.cfg["synthetic"]["seed"]
+        return self.config["seed"] if seed is None else seed
+
+
+class NerData:
+    """The ``ner_data`` section: perturbation families and the LLMs that rewrite text."""
+
+    def __init__(self, config: Mapping[str, Any], models: Models):
+        self.config, self.cfg, self.models = config, config["ner_data"], models
+
+    def perturb_families(self) -> list[str]:
+        """Label-preserving perturbation families (``ner_data.perturb.families``)."""
+        return list(self.cfg["perturb"]["families"])
+
+    def test_families(self) -> list[str]:
+        """Every perturbed test set's family: the configured ones, plus 'paraphrase' when enabled."""
+        return self.perturb_families() + (["paraphrase"] if self.cfg["paraphrase"]["enabled"] else [])
+
+    def llm_entry(self, part: str) -> dict | None:
+        """Model entry of the ``rephrase`` or ``paraphrase`` LLM when that part is enabled."""
+        cfg = self.cfg[part]
+        return self.models.entry(cfg["model"]) if cfg["enabled"] else None
+
+    def llm_input(self, part: str, always: bool = False) -> dict:
+        """``{'llm': weights folder}`` of the rephrase/paraphrase model when ``part`` is enabled
+        (or ``always``) and the model is local (api: models need none)."""
+        cfg = self.cfg[part]
+        if not (cfg["enabled"] or always):
+            return {}
+        if not cfg["model"]:
+            raise ValueError(f"ner_data.{part}.enabled needs ner_data.{part}.model (a key in models)")
+        return {} if self.models.is_api(cfg["model"]) else {"llm": self.models.path(cfg["model"])}
+
+
+class Ner:
+    """The ``ner`` section: encoders, tagger variants, test sets and the methods of each table."""
+
+    def __init__(self, config: Mapping[str, Any], models: Models, ner_data: NerData):
+        self.config, self.cfg, self.models, self.data = config, config["ner"], models, ner_data
+
+    def labels(self) -> list[str]:
+        """Word-level BIO label vocabulary of the NER corpus."""
+        from .ner.labels import bio_labels, entity_types
+
+        return bio_labels(entity_types(self.config["ner_data"]))
+
+    def encoders(self) -> list[str]:
+        """Main encoder first, then the configured encoder variants (no repeats)."""
+        return unique([self.cfg["encoder"], *self.cfg["encoder_variants"]])
+
+    def train_inputs(self, encoder: str, variant: str) -> dict:
+        inputs = {"encoder": self.models.path(encoder), "train": f"{NER_DATA}/train.jsonl"}
+        if variant not in ("baseline", "no-adv-samples"):
+            inputs["adv"] = f"{NER_DATA}/train.adv.jsonl"
+        return inputs
+
+    def train_settings(self, variant: str) -> dict:
+        from .ner.settings import variant_settings
+
+        return variant_settings(variant, self.cfg, seed=self.config["seed"])
+
+    def testsets(self) -> dict[str, str]:
+        """Test set name (``clean`` or a perturbation family) -> its file."""
+        files = {"clean": f"{NER_DATA}/test.jsonl"}
+        files.update({f: f"{NER_DATA}/test.{f}.jsonl" for f in self.data.test_families()})
+        return files
+
+    def postprocess(self) -> dict:
+        return {"threshold": self.cfg["confidence_threshold"], "low_confidence": self.cfg["low_confidence"],
+                "type_patterns": self.cfg["regex"]}
+
+    def method(self, encoder: str, variant: str) -> dict:
+        """One row of the NER tables: encoder, variant, display label, predictions file."""
+        return {"encoder": encoder, "variant": variant, "encoder_label": self.models.label(encoder),
+                "predictions": f"results/ner/pred/{encoder}/{variant}.jsonl"}
+
+    def prf_methods(self) -> list[dict]:
+        """Baseline and robust tagger of every encoder."""
+        return [self.method(e, v) for e in self.encoders() for v in ("baseline", "robust")]
+
+    def main_methods(self, variants: Iterable[str]) -> list[dict]:
+        """``variants`` of the main encoder."""
+        return [self.method(self.cfg["encoder"], v) for v in variants]
+
+    def ablation_variants(self) -> list[str]:
+        return ["robust", *self.cfg["ablations"]]
+
+    def caption_context(self) -> dict:
+        """Facts every NER caption states: run, encoder, training sizes and settings."""
+        ner = self.cfg
+        return {"run_name": self.config["run_name"], "train": ner["train"], "robust": ner["robust"],
+                "threshold": ner["confidence_threshold"], "low_confidence": ner["low_confidence"],
+                "normalize": ner["normalize"], "ablations": ner["ablations"],
+                "families": self.data.test_families()}
+
+
+def predictions(methods: Iterable[Mapping[str, str]]) -> list[str]:
+    """The predictions files of table methods."""
+    return [m["predictions"] for m in methods]
