@@ -55,10 +55,14 @@ def test_undefined_model_names_its_key_path(mutate, where):
     assert f"{where}: model 'ghost' is not defined under models:" in problems_of(config)
 
 
-def test_undefined_judge_names_its_key_path():
+def test_undefined_judge_and_family_name_their_key_paths():
     config = tiny()
     config["judge"]["judge"] = "oracle"
-    assert "judge.judge: judge 'oracle' is not defined under judge.judges:" in problems_of(config)
+    config["ner_data"]["perturb"]["adv_families"] = ["char", "typo"]
+    problems = problems_of(config)
+    assert "judge.judge: judge 'oracle' is not defined under judge.judges:" in problems
+    assert ("ner_data.perturb.adv_families[1]: family 'typo' is not defined under ner_data.perturb.families:"
+            in problems)
 
 
 UNUSABLE = [

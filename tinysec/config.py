@@ -216,9 +216,20 @@ def reference_problems(config: dict, resolve_gguf: bool = True) -> list[str]:
         if reason:
             problems.append(f"models.{name}.source: {models[name]['source']!r} cannot be loaded "
                             f"(used by {where}): {reason}")
+    return problems + _section_name_problems(config)
+
+
+def _section_name_problems(config: dict) -> list[str]:
+    """Names of judges and perturbation families that are not defined in their section."""
+    problems = []
     judge = config.get("judge") or {}
     if judge.get("judge") not in (judge.get("judges") or {}):
         problems.append(f"judge.judge: judge '{judge.get('judge')}' is not defined under judge.judges:")
+    perturb = (config.get("ner_data") or {}).get("perturb") or {}
+    for i, family in enumerate(perturb.get("adv_families") or []):
+        if family not in (perturb.get("families") or {}):
+            problems.append(f"ner_data.perturb.adv_families[{i}]: family '{family}' is not defined "
+                            "under ner_data.perturb.families:")
     return problems
 
 
