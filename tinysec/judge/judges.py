@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..secrets import scrub
 from .cache import content_key
 from .prompt import PairTask, PromptTemplate
 from .verdict import A, B, INVALID, TIE, parse_verdict
@@ -114,8 +115,9 @@ class LLMJudge(Judge):
             retry = []
             for i, reply in zip(pending, replies):
                 if isinstance(reply, Exception):
-                    log.error("judge call failed for task %d: %s", i, reply)
-                    results[i] = Judgment(INVALID, raw=f"error: {reply}", asks=ask, error=True)
+                    error = scrub(f"{type(reply).__name__}: {reply}")
+                    log.error("judge call failed for task %d: %s", i, error)
+                    results[i] = Judgment(INVALID, raw=f"error: {error}", asks=ask, error=True)
                     continue
                 verdict = parse_verdict(reply)
                 results[i] = Judgment(verdict, raw=reply, asks=ask)

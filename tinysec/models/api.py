@@ -7,15 +7,19 @@ Used by the API judge, API reference opponents, the CTI API baseline and NER rep
     texts = client.chat_many([[...], [...]], desc="judging")        # bounded concurrency + tqdm
 
 - The key is read from the environment variable *named* in the config (``key_env``); it is only
-  ever put in the ``Authorization`` header and is scrubbed from every error message.
-- Every call has a timeout; 429, 5xx, timeouts and connection errors are retried with
-  exponential backoff (tenacity), other errors fail at once.
+  ever put in the ``Authorization`` header. Every error message is scrubbed by
+  :mod:`tinysec.secrets` (the key and any 8+ character piece of it) before it is cut to length.
+- ``timeout`` is a wall-clock deadline for each HTTP attempt, from sending the request to the
+  last byte of the answer: a server that answers slowly, a byte at a time, fails at the deadline.
+- 429, 5xx, timeouts and connection errors are retried with exponential backoff (tenacity),
+  other errors fail at once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -24,16 +28,19 @@ from typing import Any, Mapping, Sequence
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ..secrets import REDACTED, scrub, secret_from_env
+
 log = logging.getLogger(__name__)
 
 Messages = Sequence[Mapping[str, str]]
+EXCERPT_CHARS = 200  # characters of an error body kept in a message (after scrubbing)
 
 
 class ApiError(RuntimeError):
-    """A chat-completions call failed; ``retryable`` tells whether a retry may help."""
+    """A chat-completions call failed (message scrubbed); ``retryable`` tells whether a retry may help."""
 
     def __init__(self, message: str, status: int | None = None, retryable: bool = False):
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.status, self.retryable = status, retryable
 
 
@@ -58,12 +65,32 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.retryable
 
 
+def _excerpt(text: str) -> str:
+    """``text`` on one line, scrubbed, then cut to EXCERPT_CHARS (a ``<redacted>`` mark cut at the
+    end is kept whole)."""
+    clean = scrub(text.replace("\n", " "))
+    mark = clean.rfind(REDACTED, max(0, EXCERPT_CHARS - len(REDACTED) + 1), EXCERPT_CHARS + len(REDACTED))
+    return clean[:mark + len(REDACTED)] if 0 <= mark < EXCERPT_CHARS else clean[:EXCERPT_CHARS]
+
+
+def _abort(resp: requests.Response | None) -> None:
+    """Shut the socket of a response still being read (best effort), which ends the read."""
+    conn = getattr(getattr(resp, "raw", None), "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class ChatClient:
     """OpenAI-compatible ``POST {base_url}/chat/completions`` with retries and bounded concurrency.
 
     ``key_env`` names the environment variable holding the key; an empty name means the endpoint
-    needs no key (a local server). ``timeout`` (seconds) applies to every call; ``max_retries``
-    retries follow the first attempt, waiting ``backoff * 2**n`` seconds (at most ``backoff_max``).
+    needs no key (a local server). ``timeout`` (seconds) is the wall-clock deadline of every HTTP
+    attempt, answer body included; ``max_retries`` retries follow the first attempt, waiting
+    ``backoff * 2**n`` seconds (at most ``backoff_max``).
     """
 
     def __init__(self, base_url: str, model: str, key_env: str | None = "OPENAI_API_KEY",
@@ -74,13 +101,10 @@ class ChatClient:
         self.model, self.key_env = model, key_env or ""
         self.concurrency, self.timeout = max(1, int(concurrency)), float(timeout)
         self.max_retries, self.backoff, self.backoff_max = int(max_retries), float(backoff), float(backoff_max)
-        env = os.environ if env is None else env
-        self._key = ""
-        if self.key_env:
-            self._key = env.get(self.key_env, "")
-            if not self._key:
-                raise ValueError(f"environment variable {self.key_env} (named by key_env) is not set; "
-                                 f"it must hold the API key for {base_url}")
+        self._key = secret_from_env(self.key_env, env)
+        if self.key_env and not self._key:
+            raise ValueError(f"environment variable {self.key_env} (named by key_env) is not set; "
+                             f"it must hold the API key for {base_url}")
         self.stats = ApiStats()
         self._local = threading.local()
 
@@ -105,32 +129,55 @@ class ChatClient:
             sess = self._local.session = requests.Session()
         return sess
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
+    def _exchange(self, payload: dict, headers: dict) -> tuple[int, str]:
+        """POST ``payload``; (status, body text) read in full within ``timeout`` wall-clock seconds.
+
+        The request runs in a helper thread; at the deadline the caller gives up (ApiError), shuts
+        the socket when the answer has started, and drops this thread's session.
+        """
+        session, done, box = self._session(), threading.Event(), {}
+
+        def work() -> None:
+            try:
+                box["resp"] = session.post(self.url, json=payload, headers=headers, timeout=self.timeout,
+                                           stream=True)
+                box["result"] = (box["resp"].status_code, box["resp"].text)
+            except Exception as exc:  # handed to the caller below
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="api-call", daemon=True).start()
+        if not done.wait(self.timeout):
+            self._local.session = None
+            _abort(box.get("resp"))
+            raise ApiError(f"{self.url}: no complete answer within {self.timeout:g} s", retryable=True)
+        if "error" in box:
+            raise self._request_error(box["error"])
+        return box["result"]
+
+    def _request_error(self, exc: Exception) -> ApiError:
+        """The ApiError (message scrubbed) for an exception raised while sending or reading."""
+        if isinstance(exc, requests.Timeout):
+            return ApiError(f"{self.url}: no answer within {self.timeout:g} s", retryable=True)
+        retryable = isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                                     requests.exceptions.ContentDecodingError))
+        what = "connection failed" if isinstance(exc, requests.ConnectionError) else "request failed"
+        return ApiError(f"{self.url}: {what} ({type(exc).__name__}: {_excerpt(str(exc))})", retryable=retryable)
 
     def _post_once(self, payload: dict) -> str:
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         self.stats.add("requests")
+        status, text = self._exchange(payload, headers)
+        if status != 200:
+            raise ApiError(f"{self.url}: HTTP {status}: {_excerpt(text)}", status=status,
+                           retryable=status == 429 or status >= 500)
         try:
-            resp = self._session().post(self.url, json=payload, headers=headers, timeout=self.timeout)
-        except requests.Timeout:
-            raise ApiError(f"{self.url}: no answer within {self.timeout:g} s", retryable=True) from None
-        except requests.ConnectionError as exc:
-            raise ApiError(self._scrub(f"{self.url}: connection failed ({type(exc).__name__})"),
-                           retryable=True) from None
-        if resp.status_code != 200:
-            retryable = resp.status_code == 429 or resp.status_code >= 500
-            body = self._scrub(resp.text[:200].replace("\n", " "))
-            raise ApiError(f"{self.url}: HTTP {resp.status_code}: {body}", status=resp.status_code,
-                           retryable=retryable)
-        try:
-            data = resp.json()
-            content = data["choices"][0]["message"]["content"]
+            content = json.loads(text)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            body = self._scrub(resp.text[:200].replace("\n", " "))
-            raise ApiError(f"{self.url}: response is not a chat completion: {body}", status=200,
+            raise ApiError(f"{self.url}: response is not a chat completion: {_excerpt(text)}", status=200,
                            retryable=True) from None
         return content if isinstance(content, str) else ""
 

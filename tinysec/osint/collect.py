@@ -1,4 +1,8 @@
-"""Run one collector on one target, through the TTL cache and the shared rate limiter."""
+"""Run one collector on one target, through the TTL cache and the shared rate limiter.
+
+Every error a collector raises leaves through :func:`tinysec.secrets.scrub_exception`: an error
+whose message or causes mention an API key is replaced by a scrubbed one without causes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..secrets import register_env_secrets, scrub_exception
 from .cache import ResponseCache
 from .ratelimit import RateLimiter
 from .record import SOURCES, validate_record
@@ -41,14 +46,26 @@ def _query(source: str, target: str, options: dict, limiter: RateLimiter) -> dic
         limiter.wait()
         return collect_nmap(target, list(options.get("options", [])), list(options.get("allowed_options", [])),
                             list(options.get("authorized_targets", [])), options.get("binary", "nmap"),
-                            float(options.get("timeout_s", 600)))
+                            float(options.get("timeout_s", 600)), options.get("min_cidr_prefix"))
     raise ValueError(f"unknown OSINT source {source!r} (expected one of {SOURCES})")
+
+
+def _scrubbed_query(source: str, target: str, options: dict, limiter: RateLimiter) -> dict:
+    try:
+        return _query(source, target, options, limiter)
+    except Exception as exc:
+        clean = scrub_exception(exc)
+        if clean is exc:
+            raise
+        raise clean from None
 
 
 def collect(source: str, target: str, options: dict, cache_dir: str | os.PathLike,
             ttl_s: float) -> tuple[dict, bool]:
     """The record of ``target``, from the cache when younger than ``ttl_s``; returns (record, cached)."""
+    register_env_secrets()  # the tools inherit the environment: keys in their output are scrubbed
     cache = ResponseCache(Path(cache_dir), ttl_s)
     limiter = RateLimiter(Path(cache_dir) / f"{source}.ratelimit", float(options.get("min_interval_s", 0)))
-    record, cached = cache.fetch(source, target, options, lambda: _query(source, target, options, limiter))
+    record, cached = cache.fetch(source, target, options,
+                                 lambda: _scrubbed_query(source, target, options, limiter))
     return validate_record(record, f"{source} answer for {target}"), cached

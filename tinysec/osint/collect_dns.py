@@ -17,6 +17,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.version
 
+from ..secrets import scrub
 from .record import make_record
 from .targets import check_target
 
@@ -108,7 +109,7 @@ def collect_dns(domain: str, record_types: list[str], nameserver: str | None = N
         except dns.exception.Timeout:
             response, error = None, "TIMEOUT"
         except (OSError, dns.exception.DNSException) as exc:
-            log.warning("%s %s: %s", domain, rdtype, exc)
+            log.warning("%s %s: %s", domain, rdtype, scrub(str(exc)))
             response, error = None, f"ERROR: {type(exc).__name__}"
         elapsed = int(response.time * 1000) if response is not None and response.time else 0
         log.info("%s %s -> %s", domain, rdtype, status_of(rdtype, response, error))

@@ -1,8 +1,10 @@
 """Shodan collector: host lookups and searches through the official ``shodan`` client.
 
-The API key comes from an environment variable and is never logged or stored: it is scrubbed
-from every message. 401 stops with a clear message, 404 is recorded as "no information",
-429 backs off and retries (tenacity); every request waits for the shared rate limiter.
+The API key comes from an environment variable and is never logged or stored: every error is
+re-raised with its message scrubbed by :mod:`tinysec.secrets` and without its chained causes
+(the client's connection errors name the request URL, key included). 401 stops with a clear
+message, 404 is recorded as "no information", 429 backs off and retries (tenacity), any other
+error is a :class:`ShodanError`; every request waits for the shared rate limiter.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shodan
 from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
                       wait_exponential)
 
+from ..secrets import register, scrub, secret_from_env
 from .ratelimit import RateLimiter
 from .record import make_record
 from .targets import SEARCH_PREFIX, check_target, is_ip
@@ -24,16 +27,25 @@ log = logging.getLogger(__name__)
 TOOL_VERSION = version("shodan")
 
 
-class ShodanKeyError(RuntimeError):
+class ShodanError(RuntimeError):
+    """An API error (message scrubbed); ``status`` is the HTTP status when one came back."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ShodanKeyError(ShodanError):
     """Missing or rejected API key."""
 
 
-class ShodanRateLimited(RuntimeError):
+class ShodanRateLimited(ShodanError):
     """HTTP 429 from the API (retried with backoff)."""
 
 
 def api_key(env_name: str) -> str:
-    key = os.environ.get(env_name, "").strip()
+    """The key in environment variable ``env_name`` (registered for scrubbing)."""
+    key = secret_from_env(env_name)
     if not key:
         raise ShodanKeyError(f"Shodan API key missing: set the environment variable {env_name}")
     return key
@@ -44,8 +56,7 @@ class ShodanSession:
 
     def __init__(self, key: str, base_url: str | None = None, limiter: RateLimiter | None = None,
                  max_retries: int = 5, backoff_s: float = 1.0, timeout_s: float = 30.0):
-        self._key = key
-        self.api = shodan.Shodan(key)
+        self.api = shodan.Shodan(register(key))
         if base_url:
             self.api.base_url = base_url.rstrip("/")
         self.api.api_rate_limit = 0  # pacing is done by the shared limiter below
@@ -65,9 +76,10 @@ class ShodanSession:
         self.last_status = response.status_code
         return response
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the API key replaced."""
-        return text.replace(self._key, "<redacted>") if self._key else text
+    @staticmethod
+    def scrub(text: str) -> str:
+        """``text`` with the API key (and its fragments) replaced."""
+        return scrub(text)
 
     def _once(self, call, *args, **kwargs):
         self.limiter.wait()
@@ -75,13 +87,15 @@ class ShodanSession:
         try:
             return call(*args, **kwargs)
         except shodan.APIError as exc:
-            message = self.scrub(str(exc))
-            if self.last_status == 429 or "rate limit" in message.lower():
-                log.warning("shodan: rate limited (429), backing off")
-                raise ShodanRateLimited(message) from None
-            if self.last_status == 401 or "invalid api key" in message.lower():
-                raise ShodanKeyError(f"Shodan rejected the API key (401): {message}") from None
-            raise
+            message, status = scrub(str(exc)), self.last_status
+        except Exception as exc:  # anything the client did not wrap: scrubbed, never chained
+            message, status = scrub(f"{type(exc).__name__}: {exc}"), self.last_status
+        if status == 429 or "rate limit" in message.lower():
+            log.warning("shodan: rate limited (429), backing off")
+            raise ShodanRateLimited(message, 429) from None
+        if status == 401 or "invalid api key" in message.lower():
+            raise ShodanKeyError(f"Shodan rejected the API key (401): {message}", 401) from None
+        raise ShodanError(message, status) from None
 
     def request(self, call, *args, **kwargs):
         """Run one client call with rate limiting and 429 retries."""
@@ -137,13 +151,21 @@ def parse_search(query: str, data: dict) -> dict:
     }
 
 
+def _failed(what: str, exc: ShodanError) -> str:
+    status = f"HTTP {exc.status}" if exc.status else "no HTTP status"
+    return scrub(f"Shodan {what} failed ({status}): {exc}")
+
+
 def collect_shodan(target: str, session: ShodanSession, max_results: int = 100) -> dict:
     """Host lookup for an IP target, or a search for ``search:<query>``; returns its record."""
     if target.startswith(SEARCH_PREFIX):
         query = target[len(SEARCH_PREFIX):].strip()
         if not query:
             raise ValueError("empty Shodan search query")
-        data = session.request(session.api.search, query, limit=max_results)
+        try:
+            data = session.request(session.api.search, query, limit=max_results)
+        except ShodanError as exc:
+            raise type(exc)(_failed(f"search {query!r}", exc), exc.status) from None
         parsed = parse_search(query, data)
         log.info("shodan search %r: %d of %d matches", query, len(parsed["matches"]), parsed["total"])
     else:
@@ -152,12 +174,12 @@ def collect_shodan(target: str, session: ShodanSession, max_results: int = 100) 
             raise ValueError(f"Shodan host lookups take an IP address, got {target!r}")
         try:
             data = session.request(session.api.host, target)
-        except shodan.APIError as exc:
-            if session.last_status != 404 and "no information" not in str(exc).lower():
-                raise RuntimeError(f"Shodan host {target}: {session.scrub(str(exc))}") from None
+        except ShodanError as exc:
+            if exc.status != 404 and "no information" not in str(exc).lower():
+                raise type(exc)(_failed(f"host {target}", exc), exc.status) from None
             log.info("shodan host %s: no information (404)", target)
             data = None
         parsed = parse_host(target, data)
     raw = json.dumps(data if data is not None else {"error": "No information available for that IP."},
                      indent=2, ensure_ascii=False, sort_keys=True)
-    return make_record("shodan", target, session.scrub(raw), parsed, tool_version=TOOL_VERSION)
+    return make_record("shodan", target, scrub(raw), parsed, tool_version=TOOL_VERSION)

@@ -16,6 +16,7 @@ from typing import Any
 from whois import WhoisEntry
 from whois.whois import NICClient
 
+from ..secrets import scrub
 from .record import make_record
 from .targets import check_target
 
@@ -29,11 +30,17 @@ def parse_hostport(text: str, default_port: int = 43) -> tuple[str, int]:
 
 
 class _RedirectedSocket:
-    """A socket whose ``connect`` goes through the redirect map."""
+    """A socket whose ``connect`` goes through the redirect map and whose timeout never exceeds
+    ``max_timeout`` (python-whois sets a fixed 10 s on its IANA lookup)."""
 
-    def __init__(self, redirects: dict[str, str], only_mapped: bool):
+    def __init__(self, redirects: dict[str, str], only_mapped: bool, max_timeout: float | None = None):
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._redirects, self._only_mapped = redirects, only_mapped
+        self._redirects, self._only_mapped, self._max_timeout = redirects, only_mapped, max_timeout
+
+    def settimeout(self, value: float | None) -> None:
+        if self._max_timeout is not None:
+            value = self._max_timeout if value is None else min(value, self._max_timeout)
+        self._sock.settimeout(value)
 
     def connect(self, address: tuple[str, int]) -> None:
         host, port = address
@@ -54,12 +61,13 @@ class _RedirectedSocket:
 class RedirectingNICClient(NICClient):
     """python-whois's NICClient with connections routed through a host redirect map."""
 
-    def __init__(self, redirects: dict[str, str] | None = None, only_mapped: bool = False):
+    def __init__(self, redirects: dict[str, str] | None = None, only_mapped: bool = False,
+                 max_timeout: float | None = None):
         super().__init__()
-        self.redirects, self.only_mapped = dict(redirects or {}), only_mapped
+        self.redirects, self.only_mapped, self.max_timeout = dict(redirects or {}), only_mapped, max_timeout
 
     def get_socket(self):
-        return _RedirectedSocket(self.redirects, self.only_mapped)
+        return _RedirectedSocket(self.redirects, self.only_mapped, self.max_timeout)
 
 
 def _iso(value: Any) -> str | None:
@@ -92,7 +100,7 @@ def parse_whois(domain: str, text: str) -> dict:
     try:
         entry = WhoisEntry.load(domain, text)
     except Exception as exc:  # python-whois raises its own errors for "no match" replies
-        entry, error = {}, f"{type(exc).__name__}: {exc}"
+        entry, error = {}, scrub(f"{type(exc).__name__}: {exc}")
     name_servers = _as_list(entry.get("name_servers"))
     # registries mix upper/lower case for the same server: keep the first spelling
     lowered: dict[str, str] = {}
@@ -116,16 +124,17 @@ def collect_whois(domain: str, redirects: dict[str, str] | None = None, only_map
                   timeout_s: float = 10.0) -> dict:
     """Look ``domain`` up through the referral chain and return its record."""
     check_target(domain, allow_cidr=False)
-    client = RedirectingNICClient(redirects, only_mapped)
+    client = RedirectingNICClient(redirects, only_mapped, max_timeout=timeout_s)
     query = domain.encode("idna").decode("ascii")
     try:
         text = client.whois_lookup(None, query, 0, quiet=True, ignore_socket_errors=False,
                                    timeout=int(max(1, timeout_s)))
     except OSError as exc:
-        log.warning("whois %s failed: %s", domain, exc)
-        text = f"% whois query failed: {type(exc).__name__}: {exc}\n"
+        error = scrub(f"{type(exc).__name__}: {exc}")
+        log.warning("whois %s failed: %s", domain, error)
+        text = f"% whois query failed: {error}\n"
         parsed = parse_whois(domain, "")
-        parsed["error"] = f"{type(exc).__name__}: {exc}"
+        parsed["error"] = error
         return make_record("whois", domain, text, parsed, tool_version=TOOL_VERSION)
     log.info("whois %s: %d characters", domain, len(text))
     return make_record("whois", domain, text, parse_whois(domain, text), tool_version=TOOL_VERSION)
