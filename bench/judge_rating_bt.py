@@ -1,11 +1,18 @@
-"""Bradley-Terry with bootstrap CIs: our vectorised fit vs the straightforward per-round fit.
+"""Bradley-Terry with bootstrap CIs: ours vs FastChat's ``compute_bootstrap_bt``, side by side.
 
-1,000 bootstrap rounds over 100,000 simulated battles among 10 models. The baseline does what
-FastChat's notebook does per round: resample the battles table with pandas, aggregate the
-outcomes per pair and fit one scikit-learn LogisticRegression (same penalised objective as ours).
-Writes results/bench/rating.json.
+The baseline re-implements FastChat's published method (fastchat/serve/monitor/rating_systems.py):
+unique (model_a, model_b, outcome) rows with their counts, one multinomial draw of the counts per
+bootstrap round (numpy seed 0), and per round one scipy L-BFGS-B fit (maxiter 100, gtol 1e-6) of
+the BT log-likelihood with a tie counted as half a win each way, run over a multiprocessing pool
+of ``os.cpu_count()`` workers; the point rating is their ``compute_bt`` on all battles. Scale 400,
+base 10, initial 1000. Both sides start from the same pandas DataFrame and are timed end to end
+(ours includes building its Battles from the frame).
 
-    python bench/judge_rating_bt.py [--battles 100000] [--models 10] [--rounds 1000]
+Scales: 10 models x 100k battles and 100 models x 1M battles (100 rounds each), plus our memory
+at 200 models x 1M battles (peak RSS and tracemalloc peak, in a fresh child process).
+Writes results/bench/judge_rating_bt.json.
+
+    python bench/judge_rating_bt.py [--scales 10x100000,100x1000000] [--rounds 100] [--memory-models 200]
 """
 
 from __future__ import annotations
@@ -13,112 +20,183 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
 import time
+import tracemalloc
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
+from scipy.optimize import minimize
+from scipy.special import expit
 
-from tinysec.rating.battles import Battles
-from tinysec.rating.bt import BTParams, bradley_terry
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rating_common import BASE, INIT, SCALE, battles_from_frame, machine, simulate  # noqa: E402
 
-SCALE, BASE, INIT = 400.0, 10.0, 1000.0
+from tinysec.rating.bt import NEWTON_MAX_MODELS, BTParams, bradley_terry  # noqa: E402
 
-
-def simulate(n_battles: int, n_models: int, seed: int = 0, tie_rate: float = 0.1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    true = np.linspace(800, 1200, n_models)
-    a = rng.integers(0, n_models, n_battles)
-    b = (a + rng.integers(1, n_models, n_battles)) % n_models
-    p = 1 / (1 + BASE ** ((true[b] - true[a]) / SCALE))
-    win = np.where(rng.random(n_battles) < tie_rate, "tie", np.where(rng.random(n_battles) < p, "model_a", "model_b"))
-    names = np.array([f"model-{i}" for i in range(n_models)])
-    return pd.DataFrame({"model_a": names[a], "model_b": names[b], "win": win})
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = {"speedup_at_least": {"10x100000": 30.0, "100x1000000": 10.0}, "rating_within": 1.0,
+           "ci_within": 2.0, "peak_rss_mib_at_most": 2048.0, "memory_models": 200}
 
 
-def sklearn_bt(df: pd.DataFrame, models: list[str], lam: float) -> np.ndarray:
-    """FastChat's compute_mle_elo: pair tables of wins (x2) and ties (x1), one weighted logistic
-    regression on +/-log(base) features, no intercept. ``lam`` is our L2 on natural-log strengths."""
-    idx = {m: i for i, m in enumerate(models)}
-    w = np.zeros((len(models), len(models)))
-    a = df["model_a"].map(idx).to_numpy()
-    b = df["model_b"].map(idx).to_numpy()
-    win = df["win"].to_numpy()
-    np.add.at(w, (a[win == "model_a"], b[win == "model_a"]), 2.0)
-    np.add.at(w, (b[win == "model_b"], a[win == "model_b"]), 2.0)
-    np.add.at(w, (a[win == "tie"], b[win == "tie"]), 1.0)
-    np.add.at(w, (b[win == "tie"], a[win == "tie"]), 1.0)
-    rows, ys, weights = [], [], []
-    for i in range(len(models)):
-        for j in range(len(models)):
-            if i == j or (w[i, j] == 0 and w[j, i] == 0):
-                continue
-            x = np.zeros(len(models))
-            x[i], x[j] = math.log(BASE), -math.log(BASE)
-            # the pair once as a win of i (weight w[i, j]) and once as a loss (weight w[j, i])
-            rows += [x, x]
-            ys += [1.0, 0.0]
-            weights += [w[i, j], w[j, i]]
-    # doubled counts: the objective is 2 x ours, so C = 1 / (2 * lam * ln(base)^2 / 2)
-    lr = LogisticRegression(fit_intercept=False, C=1.0 / (lam * math.log(BASE) ** 2), tol=1e-10, max_iter=1000)
-    lr.fit(np.array(rows), np.array(ys), sample_weight=np.array(weights) / 2.0)
-    r = SCALE * lr.coef_[0]
-    return INIT + r - r.mean()
+# ---- FastChat's compute_bt / compute_bootstrap_bt, re-implemented ---------------------------------
+
+def fc_preprocess(df: pd.DataFrame):
+    """Unique (a, b, outcome) rows and counts; outcome 1 = a won, 0.5 tie, 0 = b won."""
+    n = len(df)
+    idx, models = pd.factorize(pd.concat([df["model_a"], df["model_b"]]))
+    sched = np.full((n, 3), 1, dtype=np.int32)
+    sched[:, 0], sched[:, 1] = idx[:n], idx[n:]
+    sched[df["winner"].to_numpy() == "model_a", 2] = 2
+    sched[df["winner"].to_numpy() == "model_b", 2] = 0
+    cells, counts = np.unique(sched, return_counts=True, axis=0)
+    return cells[:, :2], cells[:, 2].astype(np.float64) / 2.0, list(models), counts.astype(np.float64)
 
 
-def baseline(df: pd.DataFrame, models: list[str], rounds: int, lam: float, seed: int):
-    point = sklearn_bt(df, models, lam)
-    samples = np.array([sklearn_bt(df.sample(frac=1.0, replace=True, random_state=seed + k), models, lam)
-                        for k in range(rounds)])
-    return point, samples
+def fc_loss_and_grad(ratings, matchups, outcomes, weights, alpha):
+    r = ratings[matchups]
+    probs = expit(alpha * (r[:, 0] - r[:, 1]))
+    loss = -((np.log(probs) * outcomes + np.log(1.0 - probs) * (1.0 - outcomes)) * weights).sum()
+    g = -alpha * (outcomes - probs) * weights
+    grad = np.zeros_like(ratings)
+    np.add.at(grad, matchups[:, [0, 1]], g[:, None] * np.array([1.0, -1.0]))
+    return loss, grad
+
+
+def fc_fit(matchups, outcomes, weights, n_models, alpha, tol=1e-6):
+    res = minimize(fc_loss_and_grad, np.zeros(n_models), args=(matchups, outcomes, weights, alpha),
+                   jac=True, method="L-BFGS-B", options={"disp": False, "maxiter": 100, "gtol": tol})
+    return res["x"]
+
+
+def fastchat(df: pd.DataFrame, rounds: int, procs: int):
+    """(models, point ratings, bootstrap samples) as FastChat computes them."""
+    matchups, outcomes, models, weights = fc_preprocess(df)
+    alpha = math.log(BASE)
+    point = fc_fit(matchups, outcomes, weights, len(models), alpha) * SCALE + INIT
+    rng = np.random.default_rng(seed=0)
+    boot = rng.multinomial(n=len(df), pvals=weights / weights.sum(), size=rounds).astype(np.float64) / len(df)
+    fn = partial(fc_fit, matchups, outcomes, n_models=len(models), alpha=alpha)
+    with mp.Pool(procs) as pool:
+        samples = np.array(list(pool.imap_unordered(fn, boot)))
+    return models, point, samples * SCALE + INIT
+
+
+# ---- one scale ---------------------------------------------------------------------------------
+
+def ours(df: pd.DataFrame, rounds: int):
+    battles = battles_from_frame(df)
+    res = bradley_terry(battles, BTParams(scale=SCALE, base=BASE, initial=INIT), rounds=rounds, seed=0)
+    return battles.models, res
+
+
+def one_scale(n_models: int, n_battles: int, rounds: int, procs: int) -> dict:
+    df = simulate(n_battles, n_models)
+    t0 = time.perf_counter()
+    models, res = ours(df, rounds)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fc_models, fc_point, fc_samples = fastchat(df, rounds, procs)
+    t_fc = time.perf_counter() - t0
+    assert fc_models == models, "model order differs between the two sides"
+    fc_lo, fc_hi = np.percentile(fc_samples, 2.5, axis=0), np.percentile(fc_samples, 97.5, axis=0)
+    return {"models": n_models, "battles": n_battles, "rounds": rounds,
+            "ours_seconds": round(t_ours, 3), "fastchat_seconds": round(t_fc, 3),
+            "speedup": round(t_fc / t_ours, 2),
+            "max_rating_diff": round(float(np.abs(res.rating - fc_point).max()), 4),
+            "max_ci_bound_diff": round(float(max(np.abs(res.lower - fc_lo).max(),
+                                                 np.abs(res.upper - fc_hi).max())), 4),
+            "ours_fit": "newton" if n_models <= NEWTON_MAX_MODELS else "lbfgs"}
+
+
+def memory_child(n_models: int, n_battles: int, rounds: int) -> None:
+    """Run ours once in this process and print its time, peak RSS and tracemalloc peak (JSON)."""
+    df = simulate(n_battles, n_models)
+    battles = battles_from_frame(df)
+    del df
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    bradley_terry(battles, BTParams(scale=SCALE, base=BASE, initial=INIT), rounds=rounds, seed=0)
+    seconds = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    print(json.dumps({"models": n_models, "battles": n_battles, "rounds": rounds,
+                      "ours_seconds_under_tracemalloc": round(seconds, 3),
+                      "tracemalloc_peak_mib": round(peak / 2**20, 1),
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "ours_fit": "newton" if n_models <= NEWTON_MAX_MODELS else "lbfgs"}))
+
+
+def memory_run(n_models: int, n_battles: int, rounds: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", f"{n_models}x{n_battles}",
+                          "--rounds", str(rounds)], cwd=REPO, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def parse_scale(text: str) -> tuple[int, int]:
+    m, n = text.lower().split("x")
+    return int(m), int(n)
+
+
+def verdict(scales: list[dict], memory: dict | None) -> dict:
+    """Each target with its measured value and whether it holds."""
+    out = {}
+    for s in scales:
+        key = f"{s['models']}x{s['battles']}"
+        if key in TARGETS["speedup_at_least"]:
+            need = TARGETS["speedup_at_least"][key]
+            out[f"speedup_{key}"] = {"target": need, "measured": s["speedup"], "holds": s["speedup"] >= need}
+        out[f"rating_within_{key}"] = {"target": TARGETS["rating_within"], "measured": s["max_rating_diff"],
+                                       "holds": s["max_rating_diff"] <= TARGETS["rating_within"]}
+        out[f"ci_within_{key}"] = {"target": TARGETS["ci_within"], "measured": s["max_ci_bound_diff"],
+                                   "holds": s["max_ci_bound_diff"] <= TARGETS["ci_within"]}
+    if memory is not None:
+        out[f"peak_rss_mib_{memory['models']}x{memory['battles']}"] = {
+            "target": TARGETS["peak_rss_mib_at_most"], "measured": memory["peak_rss_mib"],
+            "holds": memory["peak_rss_mib"] <= TARGETS["peak_rss_mib_at_most"]}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--battles", type=int, default=100_000)
-    ap.add_argument("--models", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=1000)
-    ap.add_argument("--out", default="results/bench/rating.json")
+    ap.add_argument("--scales", default="10x100000,100x1000000", help="comma-separated MODELSxBATTLES")
+    ap.add_argument("--rounds", type=int, default=100)
+    ap.add_argument("--memory-models", type=int, default=200, help="0 skips the memory run")
+    ap.add_argument("--memory-battles", type=int, default=1_000_000)
+    ap.add_argument("--procs", type=int, default=os.cpu_count(), help="FastChat's pool size (theirs: cpu count)")
+    ap.add_argument("--out", default=str(REPO / "results" / "bench" / "judge_rating_bt.json"))
+    ap.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
-
-    df = simulate(args.battles, args.models)
-    models = sorted(set(df["model_a"]) | set(df["model_b"]))
-    battles = Battles.from_records(df.to_dict("records"), models=models)
-    params = BTParams(scale=SCALE, base=BASE, initial=INIT)
-    lam = params.l2 * len(df)
-
-    t0 = time.perf_counter()
-    ours = bradley_terry(battles, params, rounds=args.rounds, seed=0)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    b_point, b_samples = baseline(df, models, args.rounds, lam, seed=0)
-    t_base = time.perf_counter() - t0
-    b_lower, b_upper = np.percentile(b_samples, 2.5, axis=0), np.percentile(b_samples, 97.5, axis=0)
-
-    rating_diff = float(np.abs(ours.rating - b_point).max())
-    ci_diff = float(max(np.abs(ours.lower - b_lower).max(), np.abs(ours.upper - b_upper).max()))
+    if args.memory_child:
+        memory_child(*parse_scale(args.memory_child), args.rounds)
+        return
+    info = machine()
+    scales = [one_scale(m, n, args.rounds, args.procs) for m, n in map(parse_scale, args.scales.split(","))]
+    memory = memory_run(args.memory_models, args.memory_battles, args.rounds) if args.memory_models else None
+    checks = verdict(scales, memory)
+    headline = max(scales, key=lambda s: s["models"] * s["battles"])
     result = {
-        "task": f"Bradley-Terry, {args.rounds} bootstrap rounds, {args.battles} battles, {args.models} models",
-        "machine": f"{platform.processor() or platform.machine()}, numpy {np.__version__}",
-        "ours_seconds": round(t_ours, 3),
-        "baseline_seconds": round(t_base, 3),
-        "baseline": "per round: pandas resample + pair tables + sklearn LogisticRegression (FastChat's notebook)",
-        "speedup": round(t_base / t_ours, 1),
-        "max_rating_diff": round(rating_diff, 4),
-        "max_ci_bound_diff": round(ci_diff, 4),
-        "targets": {"speedup_at_least": 20, "rating_within": 1.0, "ci_within": 2.0},
-        "meets_targets": bool(t_base / t_ours >= 20 and rating_diff <= 1.0 and ci_diff <= 2.0),
-        "models": models,
-        "ours": {"rating": ours.rating.round(2).tolist(), "lower": ours.lower.round(2).tolist(),
-                 "upper": ours.upper.round(2).tolist()},
-        "baseline_ratings": {"rating": b_point.round(2).tolist(), "lower": b_lower.round(2).tolist(),
-                             "upper": b_upper.round(2).tolist()},
+        "task": f"Bradley-Terry point ratings + {args.rounds} bootstrap rounds, ours vs FastChat compute_bootstrap_bt",
+        "machine": info,
+        "baseline": f"FastChat compute_bt + compute_bootstrap_bt re-implemented (unique-cell multinomial bootstrap, "
+                    f"scipy L-BFGS-B per round, maxiter 100, gtol 1e-6), pool of {args.procs} processes",
+        "ours": f"tinysec.rating.bt.bradley_terry (Newton up to {NEWTON_MAX_MODELS} models, L-BFGS above), one process",
+        "speedup": headline["speedup"],
+        "speedup_at": f"{headline['models']} models x {headline['battles']} battles",
+        "scales": scales,
+        "memory": memory,
+        "targets": TARGETS,
+        "checks": checks,
+        "meets_targets": all(c["holds"] for c in checks.values()),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (dict, list))}, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
