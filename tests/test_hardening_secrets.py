@@ -408,7 +408,8 @@ def test_api_timeout_is_a_wall_clock_deadline(echo_api, monkeypatch):
     assert time.monotonic() - start < 2.5
     echo_api.drip_delay = 0.01  # a dripped answer that ends before the deadline counts
     try:
-        assert client(echo_api.url("drip"), timeout=5, max_retries=0).chat([{"role": "user", "content": "q"}]) == "ok"
+        patient = client(echo_api.url("drip"), timeout=5, max_retries=0)
+        assert patient.chat([{"role": "user", "content": "q"}]) == "ok"
     finally:
         echo_api.drip_delay = 0.3
 
