@@ -179,3 +179,32 @@ def test_threads_of_one_process_get_different_ids(tmp_path):
     for t in threads:
         t.join(timeout=30)
     assert sorted(got) == [0, 1]
+
+
+PROBE = textwrap.dedent("""
+    import sys
+    from tinysec.gpu import claim_gpus
+    try:
+        with claim_gpus(1, total=1, lock_dir=sys.argv[1], timeout=0.5, poll=0.05):
+            print("claimed")
+    except TimeoutError as exc:
+        print(exc)
+""")
+
+
+def test_holder_pid_lookup_keeps_this_process_lock(tmp_path):
+    """Reading the holders while this process holds an id must not drop its record lock."""
+    locks = tmp_path / "locks"
+    with gpu.claim_gpus(1, total=1, lock_dir=locks, timeout=5) as ids:
+        assert ids == [0]
+        assert gpu.lock_holders(locks, [0]) == {0: os.getpid()}
+        with pytest.raises(TimeoutError, match=f"GPU 0 held by PID {os.getpid()}"):
+            with gpu.claim_gpus(1, total=1, lock_dir=locks, timeout=0.2, poll=0.05):
+                pass
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        probe = subprocess.run([sys.executable, "-c", PROBE, str(locks)], capture_output=True, text=True,
+                               env=env, timeout=60)
+        assert f"GPU 0 held by PID {os.getpid()}" in probe.stdout, probe.stdout + probe.stderr
+    probe = subprocess.run([sys.executable, "-c", PROBE, str(locks)], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert probe.stdout.strip() == "claimed", probe.stdout + probe.stderr

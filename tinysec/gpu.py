@@ -139,17 +139,26 @@ def _release(held: list[tuple[DeviceId, int]], lock_dir: Path) -> None:
 
 
 def lock_holders(lock_dir: str | os.PathLike, pool: Sequence[DeviceId]) -> dict[DeviceId, int]:
-    """PID written in each existing lock file of ``pool`` (the last process that claimed it)."""
+    """PID written in each existing lock file of ``pool`` (the last process that claimed it).
+
+    Files this process holds are not opened (closing any descriptor of a file drops this
+    process's record lock on it); their holder is this process.
+    """
     out: dict[DeviceId, int] = {}
     for dev in pool:
-        with contextlib.suppress(OSError, ValueError):
-            out[dev] = int(lock_path(lock_dir, dev).read_text().split()[0])
+        path = lock_path(lock_dir, dev)
+        with _HELD_GUARD:
+            if str(path.resolve()) in _HELD_HERE:
+                out[dev] = os.getpid()
+                continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            out[dev] = int(path.read_text().split()[0])
     return out
 
 
 def _busy_message(n: int, pool: Sequence[DeviceId], held: Sequence[DeviceId], lock_dir: Path) -> str:
     """``n GPU(s) of [pool]`` and the PID holding each device this claim did not get."""
-    busy = {d: p for d, p in lock_holders(lock_dir, pool).items() if d not in held}
+    busy = lock_holders(lock_dir, [d for d in pool if d not in held])
     holders = ", ".join(f"GPU {d} held by PID {p}" for d, p in busy.items())
     return f"{n} free GPU(s) of {list(pool)}" + (f" ({holders})" if holders else "")
 
