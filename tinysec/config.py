@@ -5,6 +5,13 @@ a misspelled key, however, names neither the section nor the key's path. :func:`
 runs the same draft 2020-12 schema (with its ``$ref`` files) first and raises a
 :class:`ConfigError` that lists every problem as ``<config file>: <dotted.key.path>: <what is
 wrong>``, with a "did you mean" hint for misspelled keys.
+
+:func:`validate_config` then checks what a schema cannot: every name of a model, judge or
+perturbation family is defined and usable where it is named (no ``api:`` model to fine-tune),
+the source of each model in use can be loaded here (without importing torch), and split
+fractions add up to 1. :func:`load_config_file` names the file and line of a YAML syntax error;
+:func:`exit_on_config_error` lets the Snakefile stop with one message instead of a traceback;
+``python -m tinysec.config FILE...`` runs every check on config files outside Snakemake.
 """
 
 from __future__ import annotations
