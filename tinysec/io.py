@@ -64,7 +64,7 @@ def iter_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[d
         if not line.strip():
             continue
         try:
-            text = line.decode("utf-8")
+            text = line.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a leading BOM is not data
         except UnicodeDecodeError as exc:
             raise InputError(path, f"not valid UTF-8 at column {exc.start + 1}", row=lineno) from None
         try:
@@ -82,10 +82,10 @@ def read_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> list[dict]
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON document with a clear error on bad UTF-8, emptiness or syntax."""
+    """Read a JSON document with a clear error on bad UTF-8, emptiness or syntax (a leading BOM is skipped)."""
     text = read_text(path)
     try:
-        return json.loads(text)
+        return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=exc.lineno) from None
 

@@ -91,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
         with atomic_path(args.csv, inputs=[args.battles]) as fh:
             df.to_csv(fh, index=False)
     print("\n".join(caption(battles, df)))
-    print(df.to_markdown(index=False, floatfmt=".1f", missingval=""))
+    shown = df.astype(object).where(df.notna(), None)  # a model without answer lengths: blank, not "nan"
+    print(shown.to_markdown(index=False, floatfmt=".1f", missingval=""))
     return 0
