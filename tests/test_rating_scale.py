@@ -1,14 +1,16 @@
-"""Bradley-Terry at scale: the scatter-add Newton fit and the L-BFGS fallback agree with the
-former dense outer-product fit; the bootstrap is reproducible and independent of chunking."""
+"""Ratings at scale: the scatter-add Newton fit and the L-BFGS fallback agree with the former
+dense outer-product fit; the bootstrap is reproducible and independent of chunking; lock-step
+shuffled Elo plays each order exactly as online Elo would."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tinysec.rating import bt
+from tinysec.rating import bt, elo
 from tinysec.rating.battles import Battles
 from tinysec.rating.bt import BTParams, bradley_terry, fit_strengths
+from tinysec.rating.elo import EloParams, online_elo, shuffled_elo
 
 
 def dense_reference(a, b, s, weights, n_models, params=BTParams()):
@@ -103,3 +105,31 @@ def test_bootstrap_reproducible_and_independent_of_chunking():
 def test_bad_method_is_refused():
     with pytest.raises(ValueError, match="method must be"):
         fit_strengths(np.array([0]), np.array([1]), np.array([1.0]), np.array([1.0]), 2, method="mm")
+
+
+def test_lockstep_elo_equals_online_elo_on_each_order():
+    battles = random_battles(6, 400, seed=6)
+    ca, cb, cs, seq = elo._canonical_cells(battles)
+    # the canonical cell sequence is the battles in Battles.canonical_order
+    canon = battles.canonical_order()
+    assert np.array_equal(ca[seq], battles.a[canon]) and np.array_equal(cb[seq], battles.b[canon])
+    assert np.array_equal(cs[seq], battles.score[canon])
+    rng = np.random.default_rng(0)
+    rows = np.stack([rng.permutation(seq) for _ in range(5)])
+    params = EloParams(k=24.0)
+    together = elo._lockstep(rows, ca, cb, cs, 6, params)
+    for row, got in zip(rows, together):
+        one = Battles(battles.models, ca[row], cb[row], cs[row])
+        assert np.abs(got - online_elo(one, params)).max() < 1e-9
+
+
+def test_shuffled_elo_groups_do_not_change_the_orders(monkeypatch):
+    battles = random_battles(5, 300, seed=7)
+    whole = shuffled_elo(battles, n_orders=12, seed=3)
+    monkeypatch.setattr(elo, "BLOCK_STEPS", 7)
+    grouped = shuffled_elo(battles, n_orders=12, seed=3, chunk=5)
+    assert grouped.samples.shape == (12, 5)
+    assert np.abs(whole.samples - grouped.samples).max() < 1e-9  # the rows are shuffled in sequence
+    other = shuffled_elo(battles, n_orders=12, seed=4)
+    assert np.abs(other.samples - whole.samples).max() > 1.0
+    assert np.abs(grouped.samples.mean(axis=1) - 1000.0).max() < 1e-6  # Elo conserves the total
