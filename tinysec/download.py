@@ -1,4 +1,5 @@
-"""Fetching configured data files: a URL checked against its sha256, or a local path (offline).
+"""The project's one downloader: a URL checked against its sha256 (retries with backoff), or a local
+path (offline). Used for the instruct data entries and for a CTI STIX bundle given by URL.
 
 A data entry is ``{name, url, sha256}`` or ``{name, path}``. :func:`fetch_entry` puts the file at
 ``dest`` either way, so later steps never care where it came from.
@@ -16,7 +17,7 @@ from typing import Any, Mapping
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from ..io import atomic_path
+from .io import atomic_path
 
 log = logging.getLogger(__name__)
 
