@@ -30,7 +30,8 @@ def simulate(n_battles: int, n_models: int, seed: int = 0, tie_rate: float = 0.1
 def battles_from_frame(df: pd.DataFrame) -> Battles:
     """Battles with models indexed as FastChat's ``get_matchups_models`` does (pd.factorize of the
     model_a column followed by the model_b column), so both sides see the same cell order."""
-    idx, models = pd.factorize(pd.concat([df["model_a"], df["model_b"]]))
+    names = np.concatenate([df["model_a"].to_numpy(dtype=object), df["model_b"].to_numpy(dtype=object)])
+    idx, models = pd.factorize(names)  # same codes as factorizing the concatenated Series
     n = len(df)
     codes, kinds = pd.factorize(df["winner"])
     score = np.array([{"model_a": 1.0, "model_b": 0.0}.get(k, 0.5) for k in kinds])[codes]

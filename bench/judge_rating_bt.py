@@ -6,7 +6,8 @@ bootstrap round (numpy seed 0), and per round one scipy L-BFGS-B fit (maxiter 10
 the BT log-likelihood with a tie counted as half a win each way, run over a multiprocessing pool
 of ``os.cpu_count()`` workers; the point rating is their ``compute_bt`` on all battles. Scale 400,
 base 10, initial 1000. Both sides start from the same pandas DataFrame and are timed end to end
-(ours includes building its Battles from the frame).
+(ours includes building its Battles from the frame); the split without each side's parsing of
+the frame (FastChat's preprocess_for_bt, timed again alone; our frame-to-Battles) is reported too.
 
 Scales: 10 models x 100k battles and 100 models x 1M battles (100 rounds each), plus our memory
 at 200 models x 1M battles (peak RSS and tracemalloc peak, in a fresh child process).
@@ -90,25 +91,27 @@ def fastchat(df: pd.DataFrame, rounds: int, procs: int):
 
 # ---- one scale ---------------------------------------------------------------------------------
 
-def ours(df: pd.DataFrame, rounds: int):
-    battles = battles_from_frame(df)
-    res = bradley_terry(battles, BTParams(scale=SCALE, base=BASE, initial=INIT), rounds=rounds, seed=0)
-    return battles.models, res
-
-
 def one_scale(n_models: int, n_battles: int, rounds: int, procs: int) -> dict:
     df = simulate(n_battles, n_models)
     t0 = time.perf_counter()
-    models, res = ours(df, rounds)
+    battles = battles_from_frame(df)
+    t_convert = time.perf_counter() - t0
+    res = bradley_terry(battles, BTParams(scale=SCALE, base=BASE, initial=INIT), rounds=rounds, seed=0)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     fc_models, fc_point, fc_samples = fastchat(df, rounds, procs)
     t_fc = time.perf_counter() - t0
-    assert fc_models == models, "model order differs between the two sides"
+    t0 = time.perf_counter()
+    fc_preprocess(df)  # timed alone, for the split below
+    t_fc_pre = time.perf_counter() - t0
+    assert fc_models == battles.models, "model order differs between the two sides"
     fc_lo, fc_hi = np.percentile(fc_samples, 2.5, axis=0), np.percentile(fc_samples, 97.5, axis=0)
     return {"models": n_models, "battles": n_battles, "rounds": rounds,
             "ours_seconds": round(t_ours, 3), "fastchat_seconds": round(t_fc, 3),
             "speedup": round(t_fc / t_ours, 2),
+            "ours_frame_to_battles_seconds": round(t_convert, 3),
+            "fastchat_preprocess_seconds": round(t_fc_pre, 3),
+            "speedup_excluding_frame_parsing": round((t_fc - t_fc_pre) / (t_ours - t_convert), 2),
             "max_rating_diff": round(float(np.abs(res.rating - fc_point).max()), 4),
             "max_ci_bound_diff": round(float(max(np.abs(res.lower - fc_lo).max(),
                                                  np.abs(res.upper - fc_hi).max())), 4),

@@ -163,20 +163,26 @@ def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarr
     (Newton up to ``NEWTON_MAX_MODELS`` models). ``init`` (models,) is the starting point (zeros
     by default); the optimum does not depend on it.
     """
+    pairs = _Pairs.of(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
+                      np.asarray(s, dtype=np.float64), n_models)
+    # many small solves: BLAS threads cost far more than they give (40x slower on a busy 2-core box)
+    with threadpool_limits(1, user_api="blas"):
+        return _fit(pairs, weights, n_models, params, method, init)
+
+
+def _fit(pairs: _Pairs, weights: np.ndarray, n_models: int, params: BTParams, method: str,
+         init: np.ndarray | None) -> np.ndarray:
+    """:func:`fit_strengths` on cells already grouped by pair."""
     if method not in ("auto", "newton", "lbfgs"):
         raise ValueError(f"method must be auto, newton or lbfgs, got {method!r}")
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    lam = params.l2 * max(1.0, float(np.median(w.sum(axis=1))))  # penalty scaled with the data size
-    if len(a) == 0:
+    if len(pairs.i) == 0:
         return np.zeros((w.shape[0], n_models))
+    lam = params.l2 * max(1.0, float(np.median(w.sum(axis=1))))  # penalty scaled with the data size
     init = np.zeros(n_models) if init is None else np.asarray(init, dtype=np.float64)
-    pairs = _Pairs.of(a, b, np.asarray(s, dtype=np.float64), n_models)
     count, score = pairs.sums(w)
     if method == "newton" or (method == "auto" and n_models <= NEWTON_MAX_MODELS):
-        # many small solves: BLAS threads cost far more than they give (40x slower on a busy 2-core box)
-        with threadpool_limits(1, user_api="blas"):
-            return _newton(pairs, count, score, n_models, lam, params, init)
+        return _newton(pairs, count, score, n_models, lam, params, init)
     return np.stack([_lbfgs_one(pairs.i, pairs.j, count[k], score[k], n_models, lam, init)
                      for k in range(len(count))])
 
@@ -209,19 +215,20 @@ def bradley_terry(battles: Battles, params: BTParams = BTParams(), rounds: int =
     m = len(battles.models)
     if rounds <= 0:
         return BTResult(to_rating(fit_strengths(a, b, s, n[None], m, params, method), params)[0])
+    pairs = _Pairs.of(a, b, s, m)
     rng = np.random.default_rng(seed)
     total = int(n.sum())
     sizes = _chunk_sizes(len(n), m, rounds, chunk)
     samples = []
-    with ThreadPoolExecutor(1) as pool:  # one worker: draws run in submission order
+    with ThreadPoolExecutor(1) as pool, threadpool_limits(1, user_api="blas"):  # draws run in order
         draws = [pool.submit(rng.multinomial, total, n / total, size) for size in sizes[:2]]
-        theta = fit_strengths(a, b, s, n[None], m, params, method)
+        theta = _fit(pairs, n, m, params, method, None)
         for k in range(len(sizes)):
             w = draws[k].result()
             draws[k] = None  # at most two chunks of counts alive
             if k + 2 < len(sizes):
                 draws.append(pool.submit(rng.multinomial, total, n / total, sizes[k + 2]))
-            samples.append(to_rating(fit_strengths(a, b, s, w, m, params, method, init=theta[0]), params))
+            samples.append(to_rating(_fit(pairs, w, m, params, method, theta[0]), params))
     samples = np.concatenate(samples)
     lo, hi = 50 * (1 - ci), 50 * (1 + ci)
     return BTResult(to_rating(theta, params)[0], np.percentile(samples, lo, axis=0),
