@@ -1,9 +1,11 @@
 """``tinysec cti-eval``: score a JSONL of (text, label ids) with a CTI model folder.
 
 Each line needs ``text`` and the gold labels in ``labels`` (or ``tactics`` / ``techniques``): a
-list or a comma-separated string of ATT&CK ids (tactic names are accepted for the tactic task).
+non-empty list or comma-separated string of ATT&CK ids (tactic names are accepted for the tactic
+task); anything else is an error naming the file, row and field.
 Label ids outside the model's label set are reported and kept as gold labels (they count as
-misses), never silently dropped.
+misses), never silently dropped. Outputs (``--out``, ``--per-label``, ``--predictions``) are written
+atomically, create their folders, and may not be the gold file, a model-folder file or each other.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..io import InputError
+from .identify import FORMATS
 
 DEFAULT_MODEL = "results/ner/models/minilm/robust"
 
@@ -82,7 +83,7 @@ def json_view(raw: str, where: str = "<input>") -> str:
     return "".join(chars)
 
 
-FORMATS_IN = ("auto", "nmap_xml", "nmap_text", "dig", "whois", "shodan_json", "text")
+FORMATS_IN = ("auto", *FORMATS)
 
 
 def tagger_view(raw: str, where: str = "<input>", format_in: str = "auto") -> tuple[str, str, str | None]:
@@ -102,6 +103,7 @@ def tagger_view(raw: str, where: str = "<input>", format_in: str = "auto") -> tu
 
 
 def _auto_view(raw: str, where: str) -> tuple[str, str, str | None]:
+    """Detected format, view and fallback note of ``raw`` (see :func:`tagger_view`)."""
     from .identify import detect_format
 
     fmt = detect_format(raw)

@@ -1,4 +1,9 @@
-"""``tinysec rate BATTLES.jsonl``: rate any battles file in the FastChat/HackMentor shape."""
+"""``tinysec rate BATTLES.jsonl``: rate any battles file in the FastChat/HackMentor shape.
+
+Numeric options are checked before anything runs (the error names the option); the outcome key
+read (``win`` / ``winner``) is printed above the table; a battle graph with more than one connected
+component is warned about on stderr and gets a ``component`` column. ``--csv`` is written
+atomically and may not be the battles file."""
 
 from __future__ import annotations
 
