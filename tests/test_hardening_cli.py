@@ -90,6 +90,14 @@ def test_rate_output_is_written_atomically_into_new_folders(battles, tmp_path):
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would create it, not the temp file's 0600
 
 
+def test_rate_refuses_an_output_it_cannot_create(battles, tmp_path, capsys):
+    for out, message in ((battles / "sub" / "r.csv", f"--csv cannot be created: {battles} is a file, not a folder"),
+                         (tmp_path, "--csv is a folder; give a file path")):
+        assert main(["rate", str(battles), "--bootstrap", "5", "--csv", str(out)]) == 2
+        printed = capsys.readouterr()
+        assert message in printed.err and printed.out == ""  # refused before any work
+
+
 def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
     out = tmp_path / "table.csv"
     out.write_text("old\n")

@@ -102,7 +102,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: Iterable[str | os.PathLike]) -> None:
-    """Refuse output paths that are folders, that are one of ``inputs`` or that repeat each other.
+    """Refuse output paths that are folders, lie under a file, are one of ``inputs`` or repeat each other.
 
     ``outputs`` maps what names the output for the user (an option such as ``--csv``) to its path;
     ``None`` paths are skipped. Raises :class:`InputError` naming the option and both paths.
@@ -114,6 +114,11 @@ def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: Iterable
             continue
         if Path(out).is_dir():
             raise InputError(out, f"{name} is a folder; give a file path")
+        parent = Path(out).absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InputError(out, f"{name} cannot be created: {parent} is a file, not a folder")
         for inp in inputs:
             if same_file(out, inp):
                 raise InputError(out, f"{name} would overwrite the input file {inp}; choose another path")
