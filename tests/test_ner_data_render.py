@@ -82,7 +82,9 @@ def test_split_is_stratified_seeded_and_complete():
         by_src = {}
         for s in splits[name]:
             by_src[s["source"]] = by_src.get(s["source"], 0) + 1
-        assert by_src == {"nmap": n, "dns": n, "whois": n, "shodan": n}
+        assert by_src == {"nmap": 2 * n, "dns": 2 * n, "whois": 2 * n, "shodan": 2 * n}  # template + raw
+        records = [s["record"] for s in splits[name]]
+        assert all(records.count(r) == 2 for r in records)  # both renderings of a record in one split
     again = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
     assert [s["id"] for s in again["test"]] == [s["id"] for s in splits["test"]]
     other = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=1)
@@ -93,7 +95,8 @@ def test_corpus_table_counts():
     samples = build_samples(sample_records(2), DEFAULT_TYPES, seed=0)
     splits = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
     df = corpus_table(splits, DEFAULT_TYPES).set_index("source")
-    assert df.loc["all", "samples"] == 8 == df.loc[["dns", "nmap", "shodan", "whois"], "samples"].sum()
+    assert df.loc["all", "samples"] == 16 == df.loc[["dns", "nmap", "shodan", "whois"], "samples"].sum()
+    assert df.loc["all", "template"] == 8 == df.loc["all", "raw"]
     assert df.loc["all", "tokens"] == sum(len(s["tokens"]) for s in samples)
     n_ip = sum(1 for s in samples for sp in s["spans"] if sp["type"] == "IP")
     n_org = sum(1 for s in samples for sp in s["spans"] if sp["type"] == "ORG")
@@ -141,4 +144,5 @@ def test_corpus_job_reports_bad_records_with_file_row_and_field(tmp_path):
         corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
     path.write_text("\n".join(json.dumps(r) for r in good) + "\n")
     stats = corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
-    assert stats["samples"] == 4 and sum(stats["splits"].values()) == 4
+    assert stats["samples"] == 8 and sum(stats["splits"].values()) == 8  # two renderings per record
+    assert stats["renderings"] == {"template": 4, "raw": 4} and stats["records"] == 4

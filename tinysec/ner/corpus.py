@@ -1,10 +1,17 @@
 """The NER corpus: records -> rendered samples -> stratified splits, perturbed sets, statistics.
 
+Every OSINT record gives two samples: its *template* rendering (natural-language segments,
+:func:`~tinysec.ner.render.render_record`) and its *raw* rendering (the tagger view of its raw
+tool text that ``tinysec tag`` builds, gold spans projected onto it:
+:func:`~tinysec.ner.render.render_raw`). Both samples of a record land in the same split.
+
 Sample rows (``results/ner/data/{train,val,test}.jsonl``)::
 
-    {id, source, context, text, tokens, tags, spans, synthetic, templates, mentions}
+    {id, record, rendering, format, source, context, text, tokens, tags, spans, synthetic, templates, mentions}
 
-(``templates``: the template ids used; ``mentions``: gold entities that needed the closing
+(``record``: the OSINT record id; ``rendering``: ``template`` or ``raw`` (raw samples' ids end in
+``~raw``); ``format``: the input format the tagger view detected (``text`` for templates);
+``templates``: the template ids used; ``mentions``: gold entities that needed the closing
 mention sentence.) Perturbed rows (``test.{family}.jsonl``, ``train.adv.jsonl``) add ``orig_id``,
 ``family``, ``operators`` (one per perturbed entity) and ``word_map``.
 """
@@ -21,22 +28,34 @@ from tqdm.auto import tqdm
 from ..io import InputError
 from .labels import check_spans, spans_to_bio
 from .perturb import perturb_sample
-from .render import load_templates, record_rng, render_record
+from .render import Rendered, load_templates, record_rng, render_raw, render_record
+from .substitutions import HELDOUT, TRAIN
 from .tokenize import word_spans
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+RENDERINGS = ("template", "raw")
 
 
-def make_sample(rec: dict, types: Sequence[str], seed: int, templates: dict, where: str, row: int) -> dict:
-    """Render one OSINT record into a corpus sample."""
-    r = render_record(rec, types, seed=seed, templates=templates, where=where, row=row)
+def _sample(rec: dict, r: Rendered, rendering: str) -> dict:
     ws = word_spans(r.text)
-    return {"id": rec["id"], "source": rec["source"], "context": r.context, "text": r.text,
+    sid = rec["id"] if rendering == "template" else f"{rec['id']}~raw"
+    return {"id": sid, "record": rec["id"], "rendering": rendering, "format": r.format,
+            "source": rec["source"], "context": r.context, "text": r.text,
             "tokens": [r.text[a:b] for a, b in ws], "tags": spans_to_bio(r.text, r.spans, ws),
             "spans": r.spans, "synthetic": bool(rec["synthetic"]), "templates": r.templates,
             "mentions": r.mentions}
+
+
+def make_sample(rec: dict, types: Sequence[str], seed: int, templates: dict, where: str, row: int) -> dict:
+    """The template rendering of one OSINT record as a corpus sample."""
+    return _sample(rec, render_record(rec, types, seed=seed, templates=templates, where=where, row=row), "template")
+
+
+def make_raw_sample(rec: dict, types: Sequence[str], where: str, row: int) -> dict:
+    """The raw rendering (tagger view of the raw tool text) of one OSINT record as a corpus sample."""
+    return _sample(rec, render_raw(rec, types, where=where, row=row), "raw")
 
 
 def sample_records(records: Sequence[dict], max_records: int, seed: int) -> list[dict]:
@@ -59,18 +78,22 @@ def sample_records(records: Sequence[dict], max_records: int, seed: int) -> list
 
 def build_samples(records: Iterable[dict], types: Sequence[str], seed: int = 0, templates_path: str | None = None,
                   where: str = "<records>") -> list[dict]:
-    """Render every record; a gold span that does not match its text raises :class:`InputError`."""
+    """Both renderings of every record (template, then raw view); a gold span that does not match
+    its text raises :class:`InputError`."""
     templates = load_templates(templates_path or None)
     out = []
     for row, rec in enumerate(tqdm(list(records), desc="rendering records", mininterval=5), start=1):
         out.append(make_sample(rec, types, seed, templates, where, row))
+        out.append(make_raw_sample(rec, types, where, row))
     return out
 
 
 def split_samples(samples: Sequence[dict], fractions: Mapping[str, float], seed: int = 0) -> dict[str, list[dict]]:
-    """Seeded split stratified by source (each source cut train/val/test by ``fractions``).
+    """Seeded split of records stratified by source (each source's records cut train/val/test by
+    ``fractions``); all samples of one record (its renderings, key ``record``, default ``id``) go
+    to the same split.
 
-    When there are at least three samples, val and test each get at least one. Fractions that
+    When there are at least three records, val and test each get at least one. Fractions that
     do not add up to 1 raise ``ValueError`` (they are never rescaled).
     """
     total = sum(fractions[s] for s in SPLITS)
@@ -78,26 +101,29 @@ def split_samples(samples: Sequence[dict], fractions: Mapping[str, float], seed:
         raise ValueError(f"ner_data.split: fractions must add up to 1, got {total:g} ({dict(fractions)})")
     cum_train = fractions["train"]
     cum_val = cum_train + fractions["val"]
-    by_src: dict[str, list[dict]] = defaultdict(list)
+    by_record: dict[str, list[dict]] = defaultdict(list)
     for s in samples:
-        by_src[s["source"]].append(s)
-    out: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        by_record[s.get("record", s["id"])].append(s)
+    by_src: dict[str, list[str]] = defaultdict(list)
+    for rid, group in by_record.items():
+        by_src[group[0]["source"]].append(rid)
+    cut: dict[str, list[str]] = {s: [] for s in SPLITS}
     for src in sorted(by_src):
-        group = sorted(by_src[src], key=lambda s: s["id"])
+        group = sorted(by_src[src])
         random.Random(f"{seed}:{src}").shuffle(group)
         n = len(group)
         a, b = round(n * cum_train), round(n * cum_val)
-        out["train"] += group[:a]
-        out["val"] += group[a:b]
-        out["test"] += group[b:]
+        cut["train"] += group[:a]
+        cut["val"] += group[a:b]
+        cut["test"] += group[b:]
     for need in ("test", "val"):
-        if not out[need] and len(samples) >= 3 and fractions[need] > 0:
-            counts = Counter(s["source"] for s in out["train"])
+        if not cut[need] and len(by_record) >= 3 and fractions[need] > 0:
+            counts = Counter(by_record[r][0]["source"] for r in cut["train"])
             src = counts.most_common(1)[0][0]
-            moved = next(s for s in reversed(out["train"]) if s["source"] == src)
-            out["train"].remove(moved)
-            out[need].append(moved)
-    return out
+            moved = next(r for r in reversed(cut["train"]) if by_record[r][0]["source"] == src)
+            cut["train"].remove(moved)
+            cut[need].append(moved)
+    return {name: [s for rid in cut[name] for s in by_record[rid]] for name in SPLITS}
 
 
 def check_sample(sample: dict, where: str, row: int, types: Sequence[str]) -> None:
@@ -109,14 +135,17 @@ def check_sample(sample: dict, where: str, row: int, types: Sequence[str]) -> No
 
 
 def perturb_rows(samples: Sequence[dict], family: str, operators: Sequence[str], seed: int,
-                 entity_prob: float, char_rate: float, copy: int = 0, with_word_map: bool = False) -> list[dict]:
-    """Perturbed copies of ``samples`` under one family (samples without entities are skipped)."""
+                 entity_prob: float, char_rate: float, copy: int = 0, with_word_map: bool = False,
+                 half: str = HELDOUT) -> list[dict]:
+    """Perturbed copies of ``samples`` under one family (samples without entities are skipped), with
+    substitutions from table half ``half`` (held-out for test sets, see :mod:`.substitutions`)."""
     out = []
     for s in samples:
         if not s["spans"]:
             continue
         rng = record_rng(seed, s["id"], f"{family}:{copy}")
-        p = perturb_sample(s["text"], s["spans"], operators, rng, entity_prob=entity_prob, char_rate=char_rate)
+        p = perturb_sample(s["text"], s["spans"], operators, rng, entity_prob=entity_prob, char_rate=char_rate,
+                           half=half)
         row = {"id": f"{s['id']}~{family}" + (f"~{copy}" if copy else ""), "orig_id": s["id"],
                "family": family, "source": s["source"], "context": s["context"], "text": p.text,
                "tokens": [p.text[a:b] for a, b in p.words], "tags": p.tags, "spans": p.spans,
@@ -129,7 +158,8 @@ def perturb_rows(samples: Sequence[dict], family: str, operators: Sequence[str],
 
 def adversarial_rows(train: Sequence[dict], families: Mapping[str, Sequence[str]], adv_families: Sequence[str],
                      copies: int, seed: int, entity_prob: float, char_rate: float) -> list[dict]:
-    """``copies`` perturbed variants of each training sample, family drawn per (sample, copy)."""
+    """``copies`` perturbed variants of each training sample, family drawn per (sample, copy); the
+    substitutions come from the training halves of the tables only."""
     unknown = [f for f in adv_families if f not in families]
     if unknown:
         raise ValueError(f"adv_families {unknown} are not defined under ner_data.perturb.families")
@@ -138,13 +168,14 @@ def adversarial_rows(train: Sequence[dict], families: Mapping[str, Sequence[str]
         for s in train:
             fam = record_rng(seed, s["id"], f"adv:{c}").choice(list(adv_families))
             out += perturb_rows([s], fam, families[fam], seed, entity_prob, char_rate, copy=c + 1,
-                                with_word_map=True)
+                                with_word_map=True, half=TRAIN)
     return out
 
 
 # ---------------------------------------------------------------- statistics
 def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]):
-    """Samples, tokens and entities per type, per source (and all), with the IP+ORG share (a DataFrame)."""
+    """Samples (per rendering), tokens and entities per type, per source (and all), with the IP+ORG
+    share and the raw views' input formats (``raw_formats``: ``format:count`` pairs) (a DataFrame)."""
     import pandas as pd
 
     rows = []
@@ -157,6 +188,10 @@ def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]):
         row = {"source": src, "samples": len(group)}
         for name in SPLITS:
             row[name] = sum(1 for n, _ in group if n == name)
+        for rendering in RENDERINGS:
+            row[rendering] = sum(1 for _, s in group if s.get("rendering", "template") == rendering)
+        formats = Counter(s["format"] for _, s in group if s.get("rendering") == "raw")
+        row["raw_formats"] = " ".join(f"{f}:{c}" for f, c in sorted(formats.items())) or "-"
         row["tokens"] = sum(len(s["tokens"]) for _, s in group)
         row.update({t: ents.get(t, 0) for t in types})
         row["entities"] = n_ent
@@ -177,10 +212,14 @@ def table_caption(df, types: Sequence[str], run_name: str, seed: int,
         origin = f"partly synthetic corpus: {syn:.0%} of the records were generated offline, the rest collected"
     else:
         origin = "collected corpus: every record is a real tool answer"
-    return (f"NER corpus statistics ({run_name}; {origin}). One sample per OSINT record, rendered with "
-            f"seeded natural-language templates{rephrase_note}. Columns: samples and their "
+    mix = str(total["raw_formats"]) if total is not None and "raw_formats" in total else "-"
+    return (f"NER corpus statistics ({run_name}; {origin}). Two samples per OSINT record: a template "
+            f"rendering (seeded natural-language templates{rephrase_note}) and a raw rendering (the tagger "
+            f"view of the record's raw tool text that `tinysec tag` builds, gold spans projected onto it; "
+            f"input formats of the raw views: {mix}). Columns: samples and their "
             f"train/val/test split ({fractions['train']:g}/{fractions['val']:g}/{fractions['test']:g}, "
-            f"stratified by source, seed {seed}); tokens (words of the security-aware tokenizer); entity "
+            f"records stratified by source, both renderings of a record in one split, seed {seed}); "
+            f"template / raw = samples per rendering; raw_formats = input formats of the raw views; tokens (words of the security-aware tokenizer); entity "
             f"mentions per type ({', '.join(types)}); entities (all mentions); ip_org_share = (IP+ORG)/entities; "
             f"synthetic_share = share of samples from generated records.")
 
@@ -198,14 +237,18 @@ def corpus_job(records_path: str, out: Mapping[str, str], types: Sequence[str], 
         raise InputError(records_path, "no OSINT records to build the NER corpus from")
     samples = build_samples(records, types, seed, templates or None, where=records_path)
     stats = {"records": len(records), "samples": len(samples), "mention_fallbacks": sum(s["mentions"] for s in samples),
-             "rephrase": None}
-    if rephrase and rephrase.get("enabled"):
+             "rephrase": None, "renderings": dict(Counter(s["rendering"] for s in samples)),
+             "formats": {src: dict(Counter(s["format"] for s in samples if s["source"] == src and s["rendering"] == "raw"))
+                         for src in sorted({s["source"] for s in samples})}}
+    if rephrase and rephrase["enabled"]:
         from .rephrase import reflect_rephrase
 
-        limit = rephrase.get("max_records") or len(samples)
-        res = reflect_rephrase(samples[:limit], rewriter, max_tries=int(rephrase.get("max_tries", 3)))
-        samples[:limit] = res.samples
-        stats["rephrase"] = {"model": rephrase.get("model"), "attempted": len(res.samples),
+        at = [i for i, s in enumerate(samples) if s["rendering"] == "template"]  # raw views stay as the tool wrote them
+        at = at[:rephrase["max_records"] or len(at)]
+        res = reflect_rephrase([samples[i] for i in at], rewriter, max_tries=int(rephrase["max_tries"]))
+        for i, s in zip(at, res.samples):
+            samples[i] = s
+        stats["rephrase"] = {"model": rephrase["model"], "attempted": len(res.samples),
                              "rewritten": res.rewritten, "fallbacks": res.fallbacks, "retries": res.retries}
         log.info("rephrasing: %d rewritten, %d fallbacks to the template, %d retries",
                  res.rewritten, res.fallbacks, res.retries)
@@ -215,6 +258,6 @@ def corpus_job(records_path: str, out: Mapping[str, str], types: Sequence[str], 
             check_sample(s, out[name], row, types)
         write_jsonl(out[name], splits[name])
     stats["splits"] = {n: len(splits[n]) for n in SPLITS}
-    stats["synthetic"] = sum(1 for s in samples if s["synthetic"])
+    stats["synthetic"] = sum(1 for r in records if r["synthetic"])
     write_json(out["stats"], stats)
     return stats

@@ -25,6 +25,7 @@ from ..paths import resource
 from .identify import classify_context
 from .labels import check_spans
 from .tokenize import word_spans
+from .view import tagger_view
 
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -50,6 +51,8 @@ class Rendered:
     context: str
     templates: list[str] = field(default_factory=list)
     mentions: int = 0  # gold entities that needed the closing mention sentence
+    format: str = "text"  # raw rendering: the input format the tagger view detected
+    missing: int = 0  # raw rendering: gold entities with no whole-word occurrence in the view
 
 
 @lru_cache(maxsize=8)
@@ -274,3 +277,45 @@ def render_record(rec: dict, types: Iterable[str], seed: int = 0, templates: dic
     except InputError as exc:
         raise InputError(where, f"record {rec['id']!r}: {exc}", row=row, field="gold_entities") from None
     return Rendered(text, b.spans, context, used, mentions)
+
+
+# ---------------------------------------------------------------- raw-text view
+def project_spans(text: str, gold: Iterable[tuple[str, str]], types: Iterable[str]) -> list[dict]:
+    """Spans of every occurrence of each gold ``(type, text)`` (configured types only) that starts
+    and ends on word boundaries of ``text``; where occurrences overlap the longer one wins (then
+    the earlier), so the spans never overlap."""
+    ws = word_spans(text)
+    starts, ends = {a for a, _ in ws}, {b for _, b in ws}
+    types = set(types)
+    found = []
+    for etype, value in sorted(set(gold)):
+        if etype not in types or not value:
+            continue
+        for m in re.finditer(re.escape(value), text):
+            if m.start() in starts and m.end() in ends:
+                found.append((m.start(), m.end(), etype))
+    chosen: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for a, b, etype in sorted(found, key=lambda f: (-(f[1] - f[0]), f[0], f[2])):
+        if all(b <= x or a >= y for x, y in taken):
+            chosen.append((a, b, etype))
+            taken.append((a, b))
+    return [{"start": a, "end": b, "type": t, "text": text[a:b]} for a, b, t in sorted(chosen)]
+
+
+def render_raw(rec: dict, types: Iterable[str], where: str = "<records>", row: int | None = None) -> Rendered:
+    """The raw rendering of one OSINT record: its tagger view with gold spans projected onto it.
+
+    Raw text whose declared structure does not parse is shown as ``tinysec tag`` would show it
+    (as plain text). A projected span that does not match the view raises :class:`InputError`."""
+    types = list(types)
+    fmt, view, _note = tagger_view(rec["raw"], f"{where}: record {rec['id']!r}")
+    gold = [(e["type"], e["text"]) for e in rec.get("gold_entities", [])]
+    spans = project_spans(view, gold, types)
+    labelled = {(s["type"], s["text"]) for s in spans}
+    missing = sum(1 for g in set(gold) if g[0] in types and g not in labelled)
+    try:
+        check_spans(view, spans, where=where, row=row, types=types, words=word_spans(view))
+    except InputError as exc:
+        raise InputError(where, f"record {rec['id']!r}: {exc}", row=row, field="gold_entities") from None
+    return Rendered(view, spans, classify_context(rec), [f"raw.{fmt}"], 0, fmt, missing)

@@ -19,6 +19,7 @@ from whois.whois import NICClient
 from ..secrets import scrub
 from .record import make_record
 from .targets import check_target
+from .whois_text import overlay_parsed
 
 log = logging.getLogger(__name__)
 TOOL_VERSION = version("python-whois")
@@ -95,7 +96,8 @@ def _as_list(value: Any) -> list[str]:
 
 
 def parse_whois(domain: str, text: str) -> dict:
-    """The parsed form of a WHOIS reply (see :mod:`tinysec.osint.record`)."""
+    """The parsed form of a WHOIS reply (see :mod:`tinysec.osint.record`): python-whois's reading,
+    corrected by the layout reader of :mod:`tinysec.osint.whois_text` (ccTLD layouts, localised labels)."""
     error = None
     try:
         entry = WhoisEntry.load(domain, text)
@@ -106,7 +108,7 @@ def parse_whois(domain: str, text: str) -> dict:
     lowered: dict[str, str] = {}
     for ns in name_servers:
         lowered.setdefault(ns.lower().rstrip("."), ns)
-    return {
+    return overlay_parsed({
         "domain": domain,
         "registrar": _first(entry.get("registrar")),
         "organization": _first(entry.get("org")),
@@ -117,7 +119,7 @@ def parse_whois(domain: str, text: str) -> dict:
         "country": _first(entry.get("country")),
         "emails": _as_list(entry.get("emails")),
         "error": error,
-    }
+    }, text)
 
 
 def collect_whois(domain: str, redirects: dict[str, str] | None = None, only_mapped: bool = False,

@@ -1,18 +1,51 @@
 """Gold entities of a record, derived from its structured ``parsed`` form.
 
 The structured fields are the ground truth: an entity is kept only when its text occurs
-verbatim in the record's raw text, so the NER corpus can locate it.
+verbatim in the record's raw text as a whole word run (:func:`standalone_at`), so the NER
+corpus can locate it in both the template rendering and the raw-text view.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Iterator
 
 Entity = tuple[str, str]
 
+# Characters that join two word runs into one word (the NER tokenizer's inner connectors).
+CONNECTORS = "./-:@+~%"
+
+
+def _wordchar(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or bool(unicodedata.combining(ch)) or ch in "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+
+
+def standalone_at(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is not glued to a neighbouring word: no word character right
+    before or after it, and no connector (``. / - : @ + ~ %``) joining it to one (so ``example.com``
+    inside ``www.example.com`` or ``8.4p1`` inside ``OpenSSH_8.4p1`` is not standalone)."""
+    before = text[start - 1] if start > 0 else " "
+    before2 = text[start - 2] if start > 1 else " "
+    after = text[end] if end < len(text) else " "
+    after2 = text[end + 1] if end + 1 < len(text) else " "
+    if _wordchar(before) or (before in CONNECTORS and _wordchar(before2)):
+        return False
+    return not (_wordchar(after) or (after in CONNECTORS and _wordchar(after2)))
+
+
+def standalone_find(text: str, needle: str) -> int:
+    """Offset of the first standalone occurrence of ``needle`` in ``text`` (-1: none)."""
+    for m in re.finditer(re.escape(needle), text):
+        if standalone_at(text, m.start(), m.end()):
+            return m.start()
+    return -1
+
 
 def _dns(parsed: dict) -> Iterator[Entity]:
     yield "DOMAIN", parsed.get("domain") or ""
+    server = parsed.get("nameserver") or ""
+    yield "IP", server.rsplit(":", 1)[0] if server.count(":") == 1 else server  # "ip:port" of the resolver
     for ans in parsed.get("answers", []):
         value, rdtype = ans.get("value") or "", ans.get("rdtype")
         if rdtype in ("A", "AAAA"):
@@ -81,14 +114,14 @@ DERIVERS = {"dns": _dns, "whois": _whois, "shodan": _shodan, "nmap": _nmap}
 
 
 def gold_entities(source: str, parsed: dict, raw: str) -> list[dict]:
-    """``[{type, text}]`` from ``parsed``, deduplicated, kept only if ``text`` is in ``raw``,
-    sorted by first occurrence in ``raw``."""
+    """``[{type, text}]`` from ``parsed``, deduplicated, kept only if ``text`` stands alone
+    somewhere in ``raw``, sorted by first such occurrence."""
     found: dict[Entity, int] = {}
     for etype, text in DERIVERS[source](parsed):
         text = text.strip()
         if not text or (etype, text) in found:
             continue
-        pos = raw.find(text)
+        pos = standalone_find(raw, text)
         if pos >= 0:
             found[(etype, text)] = pos
     return [{"type": t, "text": s} for (t, s), _ in sorted(found.items(), key=lambda kv: kv[1])]
