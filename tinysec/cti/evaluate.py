@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
+from ..io import read_jsonl, write_json, write_jsonl
 from .metrics import per_label, scores
 from .outputs import LabelMapper
+from .predictor import load_manifest, mapper_of
+from .prompts import label_field
 
 
 @dataclass
@@ -47,10 +50,6 @@ def score_answers(gold_rows: Sequence[dict], gold: Sequence[Sequence[str]], answ
 
 def score_file(model_dir: str, answers_file: str, test_file: str, contestant: str, out: Mapping[str, str]) -> dict:
     """Metrics, per-label table and predictions of one contestant on one task."""
-    from ..io import read_jsonl, write_json, write_jsonl
-    from .predictor import load_manifest, mapper_of
-    from .prompts import label_field
-
     manifest = load_manifest(model_dir)
     mapper = mapper_of(manifest)
     test = read_jsonl(test_file)

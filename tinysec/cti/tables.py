@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
+
+from ..io import read_json, read_jsonl
+from .predictor import label_mapper
 
 KIND_TEXT = {"lora": "LoRA fine-tune", "zero-shot": "base LLM, zero-shot", "api": "API model, zero-shot",
              "tfidf": "TF-IDF + one-vs-rest logistic regression"}
@@ -50,9 +53,7 @@ def caption(task: str, stats: Mapping, n_train: int, n_test: int, n_labels: int,
 def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_file: str, test_file: str,
                 labels_file: str, csv: str, md: str, hparams: Mapping[str, Any], choices_limit: int | None) -> None:
     """The ``task`` table (model, parameters, P/R/F1 micro and macro, exact match, invalid rate)."""
-    from ..io import read_json, read_jsonl
     from ..reports import device_description, write_table
-    from .predictor import label_mapper
 
     df = results_frame([read_json(f) for f in metrics_files])
     _, to_parent, mapper = label_mapper(labels_file, task)
