@@ -12,6 +12,7 @@ from conftest import TINY, run_snakemake
 from tinysec.io import read_jsonl
 from tinysec.ner.labels import bio_to_spans, spans_to_bio
 from tinysec.ner.tokenize import words
+from tinysec.ner.view import tagger_view
 from tinysec.osint.record import load_records
 
 # the OSINT section's loopback servers (DNS, WHOIS chain, Shodan API), reused rather than copied
@@ -19,7 +20,7 @@ from test_osint_collectors import (LOOPBACK, SHODAN_KEY, WHOIS_DOMAIN, dns_serve
                                    redirects, shodan_server, whois_servers)
 
 DATA = "results/ner/data"
-FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "obfuscation"]
+FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "abbreviation", "obfuscation"]
 TARGETS = ("results/tables/ner_corpus.md", f"{DATA}/train.adv.jsonl",
            *(f"{DATA}/test.{f}.jsonl" for f in FAMILIES))
 
@@ -36,18 +37,25 @@ def _check_rows(rows, path):
 def _check_corpus(workdir, records):
     data = workdir / DATA
     splits = {name: read_jsonl(data / f"{name}.jsonl", allow_empty=True) for name in ("train", "val", "test")}
-    ids = sorted(s["id"] for rows in splits.values() for s in rows)
-    assert ids == sorted(r["id"] for r in records)
+    samples = [s for rows in splits.values() for s in rows]
+    # per record: the template sample (the record's id) and the raw view's windows ("~raw", "~raw.2", ...)
+    assert sorted(s["id"] for s in samples if s["rendering"] == "template") == sorted(r["id"] for r in records)
+    assert {s["id"] for s in samples if s["rendering"] == "raw"} >= {r["id"] + "~raw" for r in records}
     by_id = {r["id"]: r for r in records}
     for name, rows in splits.items():
         _check_rows(rows, name)
         for s in rows:
-            rec = by_id[s["id"]]
+            rec = by_id[s["record"]]
             assert s["source"] == rec["source"] and s["synthetic"] == rec["synthetic"]
+            assert sum(r["record"] == s["record"] for r in rows) >= 2  # all its samples in this split
+            if s["rendering"] == "raw":
+                assert s["text"] == tagger_view(rec["raw"])[1][slice(*s["window"])]
             labelled = {(sp["type"], sp["text"]) for sp in s["spans"]}
-            for ent in rec["gold_entities"]:
+            for ent in rec["gold_entities"] if s["rendering"] == "template" else ():
                 if ent["type"] in ("ORG", "DOMAIN", "IP", "SOFTWARE", "SERVICE", "VERSION"):
                     assert (ent["type"], ent["text"]) in labelled, (s["id"], ent)
+            if s["rendering"] == "raw":  # raw windows label gold entities only
+                assert labelled <= {(e["type"], e["text"]) for e in rec["gold_entities"]}, s["id"]
     assert len(splits["train"]) > len(splits["val"]) > 0 and len(splits["test"]) > 0
     test_ids = {s["id"] for s in splits["test"]}
     for fam in FAMILIES:

@@ -81,10 +81,9 @@ def test_split_is_stratified_seeded_and_complete():
     for name, n in (("train", 8), ("val", 1), ("test", 1)):
         by_src = {}
         for s in splits[name]:
-            by_src[s["source"]] = by_src.get(s["source"], 0) + 1
-        assert by_src == {"nmap": 2 * n, "dns": 2 * n, "whois": 2 * n, "shodan": 2 * n}  # template + raw
-        records = [s["record"] for s in splits[name]]
-        assert all(records.count(r) == 2 for r in records)  # both renderings of a record in one split
+            by_src[s["source"]] = by_src.get(s["source"], 0) + (s["rendering"] == "template")
+        assert by_src == {"nmap": n, "dns": n, "whois": n, "shodan": n}  # template samples
+        assert {s["record"] for s in splits[name]} == {s["record"] for s in splits[name] if s["rendering"] == "template"}
     again = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
     assert [s["id"] for s in again["test"]] == [s["id"] for s in splits["test"]]
     other = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=1)
@@ -95,8 +94,8 @@ def test_corpus_table_counts():
     samples = build_samples(sample_records(2), DEFAULT_TYPES, seed=0)
     splits = split_samples(samples, {"train": 0.8, "val": 0.1, "test": 0.1}, seed=0)
     df = corpus_table(splits, DEFAULT_TYPES).set_index("source")
-    assert df.loc["all", "samples"] == 16 == df.loc[["dns", "nmap", "shodan", "whois"], "samples"].sum()
-    assert df.loc["all", "template"] == 8 == df.loc["all", "raw"]
+    assert df.loc["all", "samples"] == len(samples) == df.loc[["dns", "nmap", "shodan", "whois"], "samples"].sum()
+    assert df.loc["all", "template"] == 8 and df.loc["all", "raw"] == len(samples) - 8 >= 8
     assert df.loc["all", "tokens"] == sum(len(s["tokens"]) for s in samples)
     n_ip = sum(1 for s in samples for sp in s["spans"] if sp["type"] == "IP")
     n_org = sum(1 for s in samples for sp in s["spans"] if sp["type"] == "ORG")
@@ -144,5 +143,5 @@ def test_corpus_job_reports_bad_records_with_file_row_and_field(tmp_path):
         corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
     path.write_text("\n".join(json.dumps(r) for r in good) + "\n")
     stats = corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1})
-    assert stats["samples"] == 8 and sum(stats["splits"].values()) == 8  # two renderings per record
-    assert stats["renderings"] == {"template": 4, "raw": 4} and stats["records"] == 4
+    assert stats["samples"] == sum(stats["splits"].values()) == sum(stats["renderings"].values())
+    assert stats["renderings"]["template"] == 4 <= stats["renderings"]["raw"] and stats["records"] == 4

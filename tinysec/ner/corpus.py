@@ -1,16 +1,20 @@
 """The NER corpus: records -> rendered samples -> stratified splits, perturbed sets, statistics.
 
-Every OSINT record gives two samples: its *template* rendering (natural-language segments,
-:func:`~tinysec.ner.render.render_record`) and its *raw* rendering (the tagger view of its raw
-tool text that ``tinysec tag`` builds, gold spans projected onto it:
-:func:`~tinysec.ner.render.render_raw`). Both samples of a record land in the same split.
+Every OSINT record gives a *template* sample (natural-language segments,
+:func:`~tinysec.ner.render.render_record`) and *raw* samples: the tagger view of its raw tool
+text that ``tinysec tag`` builds, gold spans projected onto it
+(:func:`~tinysec.ner.render.render_raw`), cut at line starts into windows of at most
+``raw_max_words`` words (:func:`~tinysec.ner.view.line_windows`) so that a long dig or WHOIS
+answer is not truncated by the encoder; at most :data:`RAW_MAX_WINDOWS` windows per record are
+kept, those covering the most gold entities. All samples of a record land in the same split.
 
 Sample rows (``results/ner/data/{train,val,test}.jsonl``)::
 
     {id, record, rendering, format, source, context, text, tokens, tags, spans, synthetic, templates, mentions}
 
-(``record``: the OSINT record id; ``rendering``: ``template`` or ``raw`` (raw samples' ids end in
-``~raw``); ``format``: the input format the tagger view detected (``text`` for templates);
+(``record``: the OSINT record id; ``rendering``: ``template`` or ``raw`` (raw samples' ids are
+``<record>~raw`` for the first window, ``<record>~raw.<k>`` for the view's window k >= 2; raw samples also
+carry ``window``: ``[start, end]`` of the slice in the full view); ``format``: the input format the tagger view detected (``text`` for templates);
 ``templates``: the template ids used; ``mentions``: gold entities that needed the closing
 mention sentence.) Perturbed rows (``test.{family}.jsonl``, ``train.adv.jsonl``) add ``orig_id``,
 ``family``, ``operators`` (one per perturbed entity) and ``word_map``.
@@ -31,11 +35,14 @@ from .perturb import perturb_sample
 from .render import Rendered, load_templates, record_rng, render_raw, render_record
 from .substitutions import HELDOUT, TRAIN
 from .tokenize import word_spans
+from .view import line_windows
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 RENDERINGS = ("template", "raw")
+RAW_MAX_WORDS = 120  # words per raw-view window (about 200-250 subword tokens of a BERT-style vocabulary)
+RAW_MAX_WINDOWS = 4  # raw windows kept per record (a 7-query dig answer has about 9)
 
 
 def _sample(rec: dict, r: Rendered, rendering: str) -> dict:
@@ -53,9 +60,39 @@ def make_sample(rec: dict, types: Sequence[str], seed: int, templates: dict, whe
     return _sample(rec, render_record(rec, types, seed=seed, templates=templates, where=where, row=row), "template")
 
 
-def make_raw_sample(rec: dict, types: Sequence[str], where: str, row: int) -> dict:
-    """The raw rendering (tagger view of the raw tool text) of one OSINT record as a corpus sample."""
-    return _sample(rec, render_raw(rec, types, where=where, row=row), "raw")
+def _covering(windows: list[tuple[int, int]], spans: list[dict], keep: int) -> list[int]:
+    """Indices of at most ``keep`` windows, picked greedily by the gold ``(type, text)`` pairs they
+    add (ties: the earlier window), in text order; the first window is always kept."""
+    have = [{(sp["type"], sp["text"]) for sp in spans if a <= sp["start"] < b} for a, b in windows]
+    chosen, seen = [0], set(have[0]) if have else set()
+    while len(chosen) < min(keep, len(windows)):
+        gain = [(len(h - seen), -i) for i, h in enumerate(have) if i not in chosen]
+        best = -max(gain)[1]
+        chosen.append(best)
+        seen |= have[best]
+    return sorted(chosen)
+
+
+def make_raw_samples(rec: dict, types: Sequence[str], where: str, row: int, max_words: int = RAW_MAX_WORDS,
+                     max_windows: int = RAW_MAX_WINDOWS) -> list[dict]:
+    """The raw rendering (tagger view of the raw tool text) of one OSINT record as corpus samples:
+    line windows of at most ``max_words`` words, at most ``max_windows`` of them (those that cover
+    the most gold entities); spans are shifted into each window."""
+    full = render_raw(rec, types, where=where, row=row)
+    windows = line_windows(full.text, max_words)
+    out = []
+    for k in _covering(windows, full.spans, max_windows) if windows else []:
+        a, b = windows[k]
+        spans = [{**sp, "start": sp["start"] - a, "end": sp["end"] - a} for sp in full.spans if a <= sp["start"] < b]
+        if any(sp["end"] > b - a for sp in spans):
+            raise InputError(where, f"record {rec['id']!r}: a gold span crosses a line window", row=row,
+                             field="gold_entities")
+        part = Rendered(full.text[a:b], spans, full.context, full.templates, 0, full.format, full.missing)
+        sample = _sample(rec, part, "raw")
+        sample["id"] += f".{k + 1}" if k else ""
+        sample["window"] = [a, b]
+        out.append(sample)
+    return out
 
 
 def sample_records(records: Sequence[dict], max_records: int, seed: int) -> list[dict]:
@@ -77,14 +114,14 @@ def sample_records(records: Sequence[dict], max_records: int, seed: int) -> list
 
 
 def build_samples(records: Iterable[dict], types: Sequence[str], seed: int = 0, templates_path: str | None = None,
-                  where: str = "<records>") -> list[dict]:
-    """Both renderings of every record (template, then raw view); a gold span that does not match
-    its text raises :class:`InputError`."""
+                  where: str = "<records>", raw_max_words: int = RAW_MAX_WORDS) -> list[dict]:
+    """Both renderings of every record (the template sample, then the raw view's windows); a gold
+    span that does not match its text raises :class:`InputError`."""
     templates = load_templates(templates_path or None)
     out = []
     for row, rec in enumerate(tqdm(list(records), desc="rendering records", mininterval=5), start=1):
         out.append(make_sample(rec, types, seed, templates, where, row))
-        out.append(make_raw_sample(rec, types, where, row))
+        out += make_raw_samples(rec, types, where, row, raw_max_words)
     return out
 
 
@@ -188,15 +225,16 @@ def corpus_table(splits: Mapping[str, Sequence[dict]], types: Sequence[str]):
         row = {"source": src, "samples": len(group)}
         for name in SPLITS:
             row[name] = sum(1 for n, _ in group if n == name)
-        for rendering in RENDERINGS:
-            row[rendering] = sum(1 for _, s in group if s.get("rendering", "template") == rendering)
-        formats = Counter(s["format"] for _, s in group if s.get("rendering") == "raw")
-        row["raw_formats"] = " ".join(f"{f}:{c}" for f, c in sorted(formats.items())) or "-"
         row["tokens"] = sum(len(s["tokens"]) for _, s in group)
         row.update({t: ents.get(t, 0) for t in types})
         row["entities"] = n_ent
         row["ip_org_share"] = (ents.get("IP", 0) + ents.get("ORG", 0)) / n_ent if n_ent else 0.0
-        row["synthetic_share"] = sum(1 for _, s in group if s["synthetic"]) / len(group) if group else 0.0
+        origin = {s.get("record", s["id"]): s["synthetic"] for _, s in group}
+        row["synthetic_share"] = sum(origin.values()) / len(origin) if origin else 0.0
+        for rendering in RENDERINGS:
+            row[rendering] = sum(1 for _, s in group if s.get("rendering", "template") == rendering)
+        formats = Counter(s["format"] for _, s in group if s.get("rendering") == "raw")
+        row["raw_formats"] = " ".join(f"{f}:{c}" for f, c in sorted(formats.items())) or "-"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -213,15 +251,17 @@ def table_caption(df, types: Sequence[str], run_name: str, seed: int,
     else:
         origin = "collected corpus: every record is a real tool answer"
     mix = str(total["raw_formats"]) if total is not None and "raw_formats" in total else "-"
-    return (f"NER corpus statistics ({run_name}; {origin}). Two samples per OSINT record: a template "
-            f"rendering (seeded natural-language templates{rephrase_note}) and a raw rendering (the tagger "
-            f"view of the record's raw tool text that `tinysec tag` builds, gold spans projected onto it; "
-            f"input formats of the raw views: {mix}). Columns: samples and their "
+    return (f"NER corpus statistics ({run_name}; {origin}). Each OSINT record gives a template sample "
+            f"(seeded natural-language templates{rephrase_note}) and raw samples: the tagger view of the "
+            f"record's raw tool text that `tinysec tag` builds, gold spans projected onto it, cut at line "
+            f"starts into windows of at most {RAW_MAX_WORDS} words, at most {RAW_MAX_WINDOWS} per record, those "
+            f"covering the most gold entities (raw-sample input formats: {mix}). "
+            f"Columns: samples and their "
             f"train/val/test split ({fractions['train']:g}/{fractions['val']:g}/{fractions['test']:g}, "
-            f"records stratified by source, both renderings of a record in one split, seed {seed}); "
-            f"template / raw = samples per rendering; raw_formats = input formats of the raw views; tokens (words of the security-aware tokenizer); entity "
+            f"records stratified by source, all samples of a record in one split, seed {seed}); tokens (words of the security-aware tokenizer); entity "
             f"mentions per type ({', '.join(types)}); entities (all mentions); ip_org_share = (IP+ORG)/entities; "
-            f"synthetic_share = share of samples from generated records.")
+            f"synthetic_share = share of the records that were generated; template / raw = samples per rendering; "
+            f"raw_formats = input formats of the raw samples (format:count).")
 
 
 # ---------------------------------------------------------------- rule jobs
@@ -238,6 +278,7 @@ def corpus_job(records_path: str, out: Mapping[str, str], types: Sequence[str], 
     samples = build_samples(records, types, seed, templates or None, where=records_path)
     stats = {"records": len(records), "samples": len(samples), "mention_fallbacks": sum(s["mentions"] for s in samples),
              "rephrase": None, "renderings": dict(Counter(s["rendering"] for s in samples)),
+             "raw_max_words": RAW_MAX_WORDS, "raw_max_windows": RAW_MAX_WINDOWS,
              "formats": {src: dict(Counter(s["format"] for s in samples if s["source"] == src and s["rendering"] == "raw"))
                          for src in sorted({s["source"] for s in samples})}}
     if rephrase and rephrase["enabled"]:

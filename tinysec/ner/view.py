@@ -121,3 +121,36 @@ def _forced_view(raw: str, where: str, fmt: str) -> str:
     if fmt == "shodan_json":
         return json_view(raw, where)
     return raw
+
+
+def line_windows(text: str, max_words: int) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of ``text`` that hold at most ``max_words`` words each (words of
+    :func:`tinysec.ner.tokenize.word_spans`), cut only at line starts: blank-line separated blocks
+    are packed whole where they fit, a longer block is cut between lines, and a single line longer
+    than ``max_words`` is a window of its own. Slices without any word are left out; together the
+    windows hold every word of ``text`` once, in order."""
+    from .tokenize import word_spans
+
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    lines, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        lines.append((pos, pos + len(line), len(word_spans(line))))
+        pos += len(line)
+    windows: list[tuple[int, int]] = []
+    start, count, last_blank = None, 0, None
+    for a, b, n in lines:
+        if start is not None and count + n > max_words:
+            carried = sum(k for x, _, k in lines if last_blank is not None and last_blank <= x < a)
+            cut = last_blank if last_blank is not None and last_blank > start and carried + n <= max_words else a
+            windows.append((start, cut))
+            count = carried if cut != a else 0
+            start, last_blank = cut, None
+        if start is None:
+            start = a
+        count += n
+        if n == 0:
+            last_blank = b
+    if start is not None:
+        windows.append((start, len(text)))
+    return [(a, b) for a, b in windows if word_spans(text[a:b])]
