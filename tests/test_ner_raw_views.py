@@ -181,7 +181,7 @@ def test_nmap_normal_output_matches_the_scan_it_reports(records):
         assert len(reports) == len(hosts)
         for block, host in zip(reports, hosts):
             assert host["addresses"][0]["addr"] in block.splitlines()[0]
-            assert re.search(r"^Not shown: \d+ (closed|filtered) tcp ports \((reset|no-response)\)$", block, re.M)
+            assert re.search(r"^Not shown: \d+ (closed|filtered) tcp ports \((reset|conn-refused|no-response)\)$", block, re.M)
             rows = [m.groups() for m in map(_PORT_ROW.match, block.splitlines()) if m]
             assert [(int(p), proto, state, svc) for p, proto, state, svc, _ in rows] == \
                 [(p["port"], p["protocol"], p["state"], p["service"]) for p in host["ports"]]
@@ -193,7 +193,10 @@ def test_nmap_normal_output_matches_the_scan_it_reports(records):
         seen["multi"] += len(hosts) > 1
         assert re.search(rf"\nNmap done: \d+ IP address(es)? \({len(hosts)} hosts? up\) scanned in [\d.]+ seconds\n$", raw)
         seen["cidr"] += rec["target"].endswith(("/28", "/29", "/30"))
-    assert seen["os"] and seen["fingerprint"] and seen["multi"] and seen["cidr"], seen
+        if "Nmap scan report for localhost (127.0.0.1)" in raw:  # loopback scans, as the real-scan check runs
+            seen["loopback"] += 1
+            assert {"type": "IP", "text": "127.0.0.1"} in rec["gold_entities"]
+    assert seen["os"] and seen["fingerprint"] and seen["multi"] and seen["cidr"] and seen["loopback"], seen
 
 
 # ---------------------------------------------------------------- dig

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import random
 from typing import Iterator
 from xml.sax.saxutils import quoteattr
@@ -333,7 +334,10 @@ class Generator:
         extra_state = r.choice(("closed", "closed", "filtered"))
         os_row = r.choice(self.vocab.operating_systems) if ("-O" in options or "-A" in options) else None
         return {"ip": ip, "names": names, "ports": ports, "latency": round(r.uniform(0.004, 0.3), 3),
-                "extraports": (extra_state, 1000 - shown_tcp, "reset" if extra_state == "closed" else "no-response"),
+                "extraports": (extra_state, 1000 - shown_tcp, "no-response" if extra_state == "filtered" else
+                               "conn-refused" if "-sT" in options else "reset"),
+                "status_reason": "localhost-response" if ip.startswith("127.") else
+                ("arp-response" if ip.startswith(("10.", "192.168.")) else "echo-reply"),
                 "os": os_row, "os_accuracy": r.randrange(85, 101), "distance": r.randrange(3, 25),
                 "ttl": r.choice((48, 52, 56, 64, 116, 128))}
 
@@ -343,9 +347,16 @@ class Generator:
         r = self.rng
         as_text = r.random() < 0.5 if as_text is None else as_text
         options = r.choice(NMAP_OPTION_SETS)
-        shape = r.choices(("ip", "name", "cidr"), (0.45, 0.35, 0.2))[0]
+        shape = r.choices(("ip", "name", "cidr", "local"), (0.4, 0.3, 0.18, 0.12))[0]
         domain = self.domain()
-        if shape == "cidr":
+        if shape == "local":  # this machine or a LAN host: tiny latency, "localhost" for loopback
+            ip = r.choice(("127.0.0.1", f"192.168.{r.randrange(0, 3)}.{r.randrange(2, 254)}",
+                           f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(2, 254)}"))
+            target = r.choice((ip, "localhost")) if ip == "127.0.0.1" else ip
+            names = [("localhost", "user" if target == "localhost" else "PTR")] if ip == "127.0.0.1" else []
+            hosts, total = [self._scan_host(ip, names, options)], 1
+            hosts[0]["latency"] = round(r.uniform(0.00002, 0.0009), 6)
+        elif shape == "cidr":
             base = self.ip().rsplit(".", 1)[0]
             prefix = r.choice((28, 29, 30))
             size = 2 ** (32 - prefix)
@@ -451,8 +462,8 @@ def _xml_host(h: dict, t0: int, elapsed: int) -> str:
                   f'<osclass type="general purpose" vendor={quoteattr(row["nmap_name"].split()[0])} '
                   f'accuracy="{h["os_accuracy"]}"><cpe>{row["cpe"]}</cpe></osclass>\n</osmatch>\n</os>\n'
                   f'<distance value="{h["distance"]}"/>\n')
-    return (f'<host starttime="{t0}" endtime="{t0 + elapsed}"><status state="up" reason="echo-reply" '
-            f'reason_ttl="{h["ttl"]}"/>\n<address addr="{h["ip"]}" addrtype="ipv4"/>\n<hostnames>\n{names}</hostnames>\n'
+    return (f'<host starttime="{t0}" endtime="{t0 + elapsed}"><status state="up" reason="{h["status_reason"]}" '
+            f'reason_ttl="{0 if h["status_reason"] == "localhost-response" else h["ttl"]}"/>\n<address addr="{h["ip"]}" addrtype="ipv4"/>\n<hostnames>\n{names}</hostnames>\n'
             f'<ports><extraports state="{state}" count="{count}">\n<extrareasons reason="{reason}" count="{count}" '
             f'proto="tcp"/>\n</extraports>\n{ports}</ports>\n{os_xml}'
             f'<times srtt="{int(h["latency"] * 1e6)}" rttvar="{int(h["latency"] * 2e5)}" to="100000"/>\n</host>\n')
@@ -482,6 +493,12 @@ def nmap_xml_output(scan: dict) -> str:
             f'down="{scan["total"] - up}" total="{scan["total"]}"/>\n</runstats>\n</nmaprun>\n')
 
 
+def _two_digits(seconds: float) -> str:
+    """A latency the way nmap prints it: two significant digits, never in exponent form."""
+    digits = max(0, 1 - math.floor(math.log10(seconds)))
+    return f"{seconds:.{digits}f}"
+
+
 def _version_column(p: dict) -> str:
     parts = [x for x in (p.get("product"), p.get("version")) if x]
     if p.get("extrainfo"):
@@ -492,7 +509,7 @@ def _version_column(p: dict) -> str:
 def _text_host(h: dict, as_name: bool) -> list[str]:
     names = [n for n, _ in h["names"]]
     title = f"{names[0]} ({h['ip']})" if names else h["ip"]
-    lines = [f"Nmap scan report for {title}", f"Host is up ({h['latency']}s latency)."]
+    lines = [f"Nmap scan report for {title}", f"Host is up ({_two_digits(h['latency'])}s latency)."]
     if as_name and len(names) > 1:
         lines.append(f"rDNS record for {h['ip']}: {names[1]}")
     state, count, reason = h["extraports"]
