@@ -19,10 +19,12 @@ Record fields
 ``synthetic``     bool  True for generated records, False for real answers
 ``raw``           str   the text exactly as the tool returned it: a dig-style rendering of the DNS
                         answers, the WHOIS reply, Shodan's JSON (``json.dumps(..., indent=2)``), nmap's XML
+                        (synthetic nmap records: the XML or nmap's normal output of the scan, ``parsed``
+                        always read from its XML)
 ``parsed``        dict  structured form, per source (below)
 ``gold_entities`` list  ``[{"type": T, "text": s}]``; T in ENTITY_TYPES (+ OPTIONAL_ENTITY_TYPES).
                         Derived from ``parsed`` by :func:`tinysec.osint.entities.gold_entities`, kept
-                        only when ``text`` occurs verbatim in ``raw``; deduplicated, in raw order.
+                        only when ``text`` occurs verbatim in ``raw`` as whole words; deduplicated, in raw order.
 
 ``parsed`` per source (every key is always present; unknown values are None / [] )
 ---------------------------------------------------------------------------------
