@@ -55,11 +55,13 @@ def model_path(name):
     return MODELS.path(name)
 
 
-def gpu_resources():
-    """`resources:` of GPU-tagged rules: gpu count (+ gpu_model for SLURM), memory, runtime."""
+def gpu_resources(gpus=None):
+    """`resources:` of GPU-tagged rules: gpu count (`gpus`, else device.gpus_per_job; + gpu_model
+    for SLURM), memory, runtime."""
     dev = config["device"]
-    res = {"gpu": dev["gpus_per_job"], "mem_mb": dev["mem_mb"], "runtime": dev["runtime"]}
-    if dev["gpu_model"] and dev["gpus_per_job"] > 0:
+    gpus = dev["gpus_per_job"] if gpus is None else gpus
+    res = {"gpu": gpus, "mem_mb": dev["mem_mb"], "runtime": dev["runtime"]}
+    if dev["gpu_model"] and gpus > 0:
         res["gpu_model"] = dev["gpu_model"]
     return res
 

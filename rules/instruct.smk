@@ -55,7 +55,7 @@ rule train_lora:
         "benchmarks/train_lora/{model}.tsv"
     threads: HEAVY_THREADS
     resources:
-        **gpu_resources(),
+        **gpu_resources(INSTRUCT.train_gpus()),
     conda:
         "../envs/tinysec.yaml"
     script:
@@ -73,6 +73,23 @@ use rule train_lora as train_full with:
         "logs/train_full/{model}.log",
     benchmark:
         "benchmarks/train_full/{model}.tsv"
+
+
+# timing-only models (instruct.timing_only): the same training, stopped after a few steps; the
+# weights are not kept
+use rule train_lora as train_timing with:
+    output:
+        weights=temp(directory("results/timing/{model}-{method}/weights")),
+        metrics="results/timing/{model}-{method}/train_metrics.json",
+    params:
+        hparams=lambda wc: INSTRUCT.timing_hparams(wc.model, wc.method),
+        checkpoint_dir="results/checkpoints/{model}-{method}-timing",
+    wildcard_constraints:
+        model=one_of(plan.unique(m for m, _ in INSTRUCT.timing_runs())),
+    log:
+        "logs/train_timing/{model}-{method}.log",
+    benchmark:
+        "benchmarks/train_timing/{model}-{method}.tsv"
 
 
 rule generate_base:
@@ -137,7 +154,7 @@ rule generate_api:
 
 rule finetune_time_table:
     input:
-        metrics=[f"results/finetune/{c}/train_metrics.json" for c in INSTRUCT.finetuned()],
+        metrics=[r["metrics"] for r in INSTRUCT.time_table_runs()],
     output:
         csv="results/tables/finetune_time.csv",
         md=report(
@@ -147,9 +164,10 @@ rule finetune_time_table:
             caption="../workflow/report/finetune_time.rst",
         ),
     params:
-        # the base model of each metrics file, in input order
-        models=[m for m in INSTRUCT.base_models() for meth in config["instruct"]["methods"]],
-        labels={m: MODELS.label(m) for m in INSTRUCT.base_models()},
+        # the base model of each metrics file, and whether it is a timing-only run, in input order
+        models=[r["model"] for r in INSTRUCT.time_table_runs()],
+        extrapolate=[r["extrapolate"] for r in INSTRUCT.time_table_runs()],
+        labels={r["model"]: MODELS.label(r["model"]) for r in INSTRUCT.time_table_runs()},
         train_size=config["instruct"]["data"]["train_size"],
     log:
         "logs/finetune_time_table/finetune_time_table.log",
@@ -166,5 +184,5 @@ if section_enabled("instruct"):
         "results/data/instruct_quality.json",
         *INSTRUCT.answer_files(),
     )
-    if INSTRUCT.finetuned():
+    if INSTRUCT.time_table_runs():
         register_targets("results/tables/finetune_time.csv", "results/tables/finetune_time.md")

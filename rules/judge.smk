@@ -1,6 +1,7 @@
-# rules of the 'judge' section (see docs/DEVELOPING.md): pairwise battles judged in both orders,
-# FastChat-shaped exports, Elo / Bradley-Terry ratings, win/tie tables against each reference,
-# predicted win rates and battle counts.
+# rules of the 'judge' section (see docs/DEVELOPING.md): pairwise battles judged in one or both
+# orders (judge.orders), FastChat-shaped exports, win/tie tables against each reference, and per
+# rating pool (judge.pools; suffix '' for pool `all`, `_<pool>` otherwise) Elo / Bradley-Terry
+# ratings, predicted win rates and battle counts.
 
 JUDGE_NAME = config["judge"]["judge"]
 
@@ -18,6 +19,7 @@ rule judge_battles:
         summary="results/battles/{judge}/summary.json",
     params:
         pairs=JUDGE.pairs(),
+        orders=JUDGE.orders(),
         contestants=JUDGE.answerers(),
         spec=lambda wc: JUDGE.spec(wc.judge),
         api=lambda wc: JUDGE.api(wc.judge),
@@ -39,23 +41,26 @@ rule elo_table:
         battles=f"results/battles/{JUDGE_NAME}/battles.jsonl",
         summary=f"results/battles/{JUDGE_NAME}/summary.json",
     output:
-        csv="results/tables/elo.csv",
+        csv="results/tables/elo{pool_suffix}.csv",
         md=report(
-            "results/tables/elo.md",
+            "results/tables/elo{pool_suffix}.md",
             category="Small-LLM study",
             subcategory="Ratings",
             caption="../workflow/report/elo.rst",
         ),
     params:
         judge=JUDGE_NAME,
+        pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
         elo=config["judge"]["elo"],
         bt=config["judge"]["bt"],
         ci=config["judge"]["ci"],
         seed=config["seed"],
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
     log:
-        "logs/elo_table/elo_table.log",
+        "logs/elo_table/elo{pool_suffix}.log",
     benchmark:
-        "benchmarks/elo_table/elo_table.tsv"
+        "benchmarks/elo_table/elo{pool_suffix}.tsv"
     threads: 1
     conda:
         "../envs/tinysec.yaml"
@@ -77,6 +82,7 @@ rule vs_table:
     params:
         judge=JUDGE_NAME,
         models=INSTRUCT.finetuned(),
+        orders=JUDGE.orders(),
     log:
         "logs/vs_table/{opponent}.log",
     benchmark:
@@ -89,21 +95,25 @@ rule vs_table:
 
 rule win_rate_figure:
     input:
-        ratings="results/tables/elo.csv",
+        ratings="results/tables/elo{pool_suffix}.csv",
     output:
         figure=report(
-            "results/figures/win_rate_predicted.png",
+            "results/figures/win_rate_predicted{pool_suffix}.png",
             category="Small-LLM study",
             subcategory="Ratings",
             caption="../workflow/report/win_rate.rst",
         ),
     params:
+        judge=JUDGE_NAME,
+        pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
         scale=config["judge"]["elo"]["scale"],
         base=config["judge"]["elo"]["base"],
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
     log:
-        "logs/win_rate_figure/win_rate_figure.log",
+        "logs/win_rate_figure/win_rate{pool_suffix}.log",
     benchmark:
-        "benchmarks/win_rate_figure/win_rate_figure.tsv"
+        "benchmarks/win_rate_figure/win_rate{pool_suffix}.tsv"
     conda:
         "../envs/tinysec.yaml"
     script:
@@ -115,29 +125,32 @@ rule battle_count_figures:
         battles=f"results/battles/{JUDGE_NAME}/battles.jsonl",
     output:
         counts=report(
-            "results/figures/battle_counts.png",
+            "results/figures/battle_counts{pool_suffix}.png",
             category="Small-LLM study",
             subcategory="Battle counts",
             caption="../workflow/report/battle_counts.rst",
         ),
         no_ties=report(
-            "results/figures/battle_counts_no_ties.png",
+            "results/figures/battle_counts_no_ties{pool_suffix}.png",
             category="Small-LLM study",
             subcategory="Battle counts",
             caption="../workflow/report/battle_counts.rst",
         ),
         ties=report(
-            "results/figures/battle_counts_ties.png",
+            "results/figures/battle_counts_ties{pool_suffix}.png",
             category="Small-LLM study",
             subcategory="Battle counts",
             caption="../workflow/report/battle_counts.rst",
         ),
     params:
         judge=JUDGE_NAME,
+        pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
     log:
-        "logs/battle_count_figures/battle_count_figures.log",
+        "logs/battle_count_figures/battle_counts{pool_suffix}.log",
     benchmark:
-        "benchmarks/battle_count_figures/battle_count_figures.tsv"
+        "benchmarks/battle_count_figures/battle_counts{pool_suffix}.tsv"
     conda:
         "../envs/tinysec.yaml"
     script:
@@ -146,10 +159,6 @@ rule battle_count_figures:
 
 if section_enabled("judge") and JUDGE.pairs():
     register_targets(
-        "results/tables/elo.md",
-        "results/figures/win_rate_predicted.png",
-        "results/figures/battle_counts.png",
-        "results/figures/battle_counts_no_ties.png",
-        "results/figures/battle_counts_ties.png",
+        *JUDGE.pool_targets(),
         *(f"results/tables/vs_{r}.md" for r in INSTRUCT.references() if INSTRUCT.finetuned()),
     )

@@ -78,8 +78,20 @@ def test_judge_pairs_once_each_references_first(sections):
     assert pairs[:2] == [("tiny-llama-lora", "tiny-llama-ref"), ("tiny-llama-full", "tiny-llama-ref")]
     assert len(pairs) == 6 and len({frozenset(p) for p in pairs}) == 6  # 4 contestants, each pair once
     assert s.answerers() == ["tiny-llama-lora", "tiny-llama-ref", "tiny-llama-full", "tiny-llama"]
-    only_refs = sections(lambda c: c["judge"]["pairs"].update(tournament=False))["judge"]
+    def refs_only(c):
+        c["judge"]["pairs"].update(tournament=False)
+        c["judge"]["pools"] = {"all": {}}
+    only_refs = sections(refs_only)["judge"]
     assert only_refs.pairs() == pairs[:2]
+    # a pool with a member list gets its round robin judged even without the tournament
+    def with_pool(c):
+        refs_only(c)
+        c["judge"]["pools"]["mine"] = {"members": ["tiny-llama", "tiny-llama-lora", "tiny-llama-full"]}
+    pooled = sections(with_pool)["judge"]
+    assert pooled.pairs() == pairs[:2] + [("tiny-llama", "tiny-llama-lora"), ("tiny-llama", "tiny-llama-full"),
+                                          ("tiny-llama-lora", "tiny-llama-full")]
+    assert pooled.pool_members("all") == ["tiny-llama-lora", "tiny-llama-ref", "tiny-llama-full", "tiny-llama"]
+    assert pooled.pool_members("mine") == ["tiny-llama", "tiny-llama-lora", "tiny-llama-full"]
     assert list(s.vs_pairs("tiny-llama-ref")) == ["tiny-llama-lora", "tiny-llama-full"]
     with pytest.raises(ValueError, match="judge 'nope' is not defined"):
         s.spec("nope")

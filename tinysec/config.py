@@ -164,6 +164,9 @@ def _model_refs(config: dict) -> Iterable[tuple[str, str, str]]:
         yield f"instruct.models[{i}]", name, "train"
     for i, name in enumerate(inst.get("references") or []):
         yield f"instruct.references[{i}]", name, "any"
+    for method in ("lora", "full"):
+        for i, name in enumerate((inst.get("timing_only") or {}).get(method) or []):
+            yield f"instruct.timing_only.{method}[{i}]", name, "train"
     for i, name in enumerate(cti.get("models") or []):
         yield f"cti.models[{i}]", name, "train"
     for i, name in enumerate(cti.get("zero_shot") or []):
@@ -257,11 +260,13 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     :func:`section_schemas`). Then every name of a model or judge must be defined and usable
     where it is named, with a loadable source (:func:`reference_problems`, ``resolve_gguf``);
     split fractions must add up to 1; nmap options and targets must pass
-    :func:`tinysec.osint.targets.nmap_config_problems`.
+    :func:`tinysec.osint.targets.nmap_config_problems`; then rating pools must name contestants
+    and not let the judge rate itself unasked (:func:`tinysec.plan.judge_pool_problems`).
     ``config`` is updated in place and returned; problems raise :class:`ConfigError`.
     """
     from snakemake.utils import validate
 
+    from tinysec.plan import judge_pool_problems
     from tinysec.osint.targets import nmap_config_problems
 
     schema_path = Path(schema_path).resolve()
@@ -270,6 +275,8 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     for section, ref in section_schemas(schema_path).items():
         validate(config[section], str(schema_path.parent / ref))
     problems = reference_problems(config, resolve_gguf) + split_problems(config) + nmap_config_problems(config)
+    if not problems:  # pool members are contestants: their names must resolve first
+        problems = judge_pool_problems(config)
     if problems:
         raise ConfigError(problems, source=source)
     return config

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
+from .judge import pools
 from .models.sources import local_model_path, parse_source
 from .osint.targets import slug
 
@@ -132,6 +133,34 @@ class Instruct:
         hp.update(method=method, lora=lora, seed=self.config["seed"])
         return hp
 
+    def train_gpus(self) -> int:
+        """GPUs of each fine-tuning job: ``instruct.gpus_per_job``, else ``device.gpus_per_job``."""
+        own = self.cfg["gpus_per_job"]
+        return self.config["device"]["gpus_per_job"] if own is None else own
+
+    def timing_runs(self) -> list[tuple[str, str]]:
+        """(model, method) of every timing-only run (``instruct.timing_only``): timed, never judged."""
+        cfg = self.cfg["timing_only"]
+        return [(m, meth) for meth in ("lora", "full") for m in cfg[meth]]
+
+    def timing_steps(self) -> int:
+        """Optimizer steps of each timing-only run."""
+        return self.cfg["timing_only"]["steps"]
+
+    def timing_hparams(self, model: str, method: str) -> dict:
+        """:meth:`hparams` of a timing-only run: the same training, stopped after
+        ``timing_only.steps`` optimizer steps, with no checkpoints."""
+        return {**self.hparams(model, method), "max_steps": self.timing_steps(), "save_every": 0}
+
+    def time_table_runs(self) -> list[dict]:
+        """Rows of the fine-tuning time table, in input order: ``{model, metrics, extrapolate}``
+        for every fine-tune of ``models``, then every timing-only run."""
+        rows = [{"model": m, "metrics": f"results/finetune/{m}-{meth}/train_metrics.json", "extrapolate": False}
+                for m in self.base_models() for meth in self.cfg["methods"]]
+        rows += [{"model": m, "metrics": f"results/timing/{m}-{meth}/train_metrics.json", "extrapolate": True}
+                 for m, meth in self.timing_runs()]
+        return rows
+
     def weights(self, model: str, method: str | None = None) -> dict:
         """Inputs a generation job loads: base weights, plus the adapter (lora) or only the
         fine-tuned model (full)."""
@@ -158,14 +187,17 @@ class Judge:
 
     def pairs(self) -> list[tuple[str, str]]:
         """(a, b) contestant pairs: each fine-tune vs each reference, then the tournament among all
-        contestants; each unordered pair once, in that order."""
+        contestants, then every pair inside each pool with a member list; each unordered pair once,
+        in that order."""
         sel = self.cfg["pairs"]
         cands = []
         if sel["references"]:
             cands += [(f, r) for f in self.instruct.finetuned() for r in self.instruct.references()]
         if sel["tournament"]:
-            names = self.instruct.contestants()
-            cands += [(x, y) for i, x in enumerate(names) for y in names[i + 1:]]
+            cands += pools.round_robin(self.instruct.contestants())
+        for spec in self.cfg["pools"].values():
+            if spec["members"] != pools.ALL:
+                cands += pools.round_robin(list(spec["members"]))
         pairs, seen = [], set()
         for a, b in cands:
             if a != b and frozenset((a, b)) not in seen:
@@ -176,6 +208,42 @@ class Judge:
     def answerers(self) -> list[str]:
         """Every contestant that appears in a judged pair."""
         return unique(m for pair in self.pairs() for m in pair)
+
+    def orders(self) -> list[str]:
+        """Orders each pair is judged in: ``['ab']`` (a shown first) or ``['ab', 'ba']``."""
+        return list(self.cfg["orders"])
+
+    def pools(self) -> list[str]:
+        """Names of the rating pools (``judge.pools``)."""
+        return list(self.cfg["pools"])
+
+    def pool_members(self, pool: str) -> list[str]:
+        """Contestants rated in ``pool`` (see :func:`tinysec.judge.pools.members`)."""
+        return pools.members(self.cfg["pools"][pool], self.answerers())
+
+    def pool_settings(self, pool: str) -> dict:
+        """What a pool's table and figures need: name, members, rating column, self-judging flag
+        and the members that are the primary judge's own model (``self_judged``)."""
+        spec, members = self.cfg["pools"][pool], self.pool_members(pool)
+        judge_model = self.spec(self.cfg["judge"]).get("model")
+        return {"pool": pool, "members": members, "rating": spec["rating"],
+                "allow_self_judging": spec["allow_self_judging"],
+                "self_judged": pools.judge_contestants(judge_model, members, self.instruct.cfg["methods"])}
+
+    def pool_suffixes(self) -> list[str]:
+        """File-name suffix of every pool ('' for ``all``)."""
+        return [pools.suffix(p) for p in self.pools()]
+
+    def pool_of(self, suffix: str) -> str:
+        """The pool whose outputs carry ``suffix``."""
+        for p in self.pools():
+            if pools.suffix(p) == suffix:
+                return p
+        raise ValueError(f"no rating pool writes files with suffix '{suffix}' (judge.pools)")
+
+    def pool_targets(self) -> list[str]:
+        """Markdown table and figures of every pool (the final outputs of `rule all`)."""
+        return [path for p in self.pools() for role, path in pools.outputs(p).items() if role != "csv"]
 
     def api(self, name: str) -> dict:
         """The ``api`` block (base_url, model, key_env: never the key) of an api judge's model, else {}."""
@@ -195,6 +263,17 @@ class Judge:
         if spec["kind"] == "hf":
             return [self.models.path(spec["model"])]
         return []
+
+
+def judge_pool_problems(config: Mapping[str, Any]) -> list[str]:
+    """:func:`tinysec.judge.pools.pool_problems` of a validated config (checked at config load)."""
+    models = Models(config)
+    instruct = Instruct(config, models)
+    judge = Judge(config, models, instruct)
+    name = config["judge"]["judge"]
+    spec = config["judge"]["judges"].get(name) or {}
+    return pools.pool_problems(config["judge"]["pools"], instruct.contestants(), judge.answerers(), name,
+                               spec.get("model"), config["instruct"]["methods"])
 
 
 class Cti:

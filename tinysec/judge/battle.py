@@ -1,4 +1,5 @@
-"""Battles of pairs of models: judge every item in both orders (A/B, then B/A), combine, cache.
+"""Battles of pairs of models: judge every item in order A/B (a shown first) and, when asked,
+also B/A; combine, cache.
 
 Rows of ``results/battles/{judge}/{a}__vs__{b}.jsonl``::
 
@@ -6,7 +7,8 @@ Rows of ``results/battles/{judge}/{a}__vs__{b}.jsonl``::
      verdict_ab, verdict_ba, verdict, raw_ab, raw_ba}
 
 ``verdict_ab`` is the verdict with a shown first, ``verdict_ba`` with b shown first, both in model
-terms (``model_a`` / ``model_b`` / ``tie`` / ``invalid``); ``verdict`` combines them.
+terms (``model_a`` / ``model_b`` / ``tie`` / ``invalid``); ``verdict`` combines them. When only
+order ``ab`` is judged, ``verdict_ba`` and ``raw_ba`` are null and ``verdict`` is ``verdict_ab``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from typing import Sequence
 
 from ..io import InputError, read_jsonl
 from .cache import JudgmentCache
@@ -22,6 +25,8 @@ from .prompt import PairTask
 from .verdict import INVALID, MODEL_A, MODEL_B, TIE, combine, to_models
 
 log = logging.getLogger(__name__)
+#: Both judging orders: a shown first (``ab``), then b shown first (``ba``).
+ORDERS = ("ab", "ba")
 
 
 def _text(path, row_no: int, row: dict, field: str, required: bool = True) -> str:
@@ -68,12 +73,14 @@ def read_items(path: str | os.PathLike, need_reference: bool = False) -> list[di
 
 
 def judge_pairs(items: list[dict], answers: dict[str, dict[str, str]], pairs: list[tuple[str, str]],
-                judge: Judge, cache: JudgmentCache) -> tuple[dict[tuple[str, str], list[dict]], dict[str, int]]:
+                judge: Judge, cache: JudgmentCache, orders: Sequence[str] = ORDERS
+                ) -> tuple[dict[tuple[str, str], list[dict]], dict[str, int]]:
     """Battle rows of every pair ``(a, b)`` over the items both models answered, and counts
-    ``{judgments, cached, judged, errors}``.
+    ``{judgments, cached, judged, errors}``. ``orders``: ``['ab']`` or ``['ab', 'ba']``.
 
     All judgments missing from ``cache`` go to the judge in one batch (one model load, one pool of
     API calls); new ones are stored, except failed calls."""
+    orders = check_orders(orders)
     plan, tasks, keys = [], [], []
     for a, b in pairs:
         ans_a, ans_b = answers[a], answers[b]
@@ -83,7 +90,8 @@ def judge_pairs(items: list[dict], answers: dict[str, dict[str, str]], pairs: li
                         a, b, len(items) - len(shared), len(items))
         for it in shared:
             plan.append((a, b, it, len(tasks)))
-            for first, second in ((ans_a[it["id"]], ans_b[it["id"]]), (ans_b[it["id"]], ans_a[it["id"]])):
+            shown = {"ab": (ans_a[it["id"]], ans_b[it["id"]]), "ba": (ans_b[it["id"]], ans_a[it["id"]])}
+            for first, second in (shown[o] for o in orders):
                 task = PairTask(it["instruction"], it["input"], first, second, it["output"])
                 tasks.append(task)
                 keys.append(judge.key(task))
@@ -96,31 +104,51 @@ def judge_pairs(items: list[dict], answers: dict[str, dict[str, str]], pairs: li
     cache.put_many({keys[i]: j.to_json() for i, j in zip(todo, fresh) if not j.error})
     out: dict[tuple[str, str], list[dict]] = {pair: [] for pair in pairs}
     for a, b, it, t in plan:
-        ab, ba = verdicts[t], verdicts[t + 1]
-        v_ab, v_ba = to_models(ab.verdict, a_first=True), to_models(ba.verdict, a_first=False)
+        ab = verdicts[t]
+        ba = verdicts[t + 1] if len(orders) == 2 else None
+        v_ab = to_models(ab.verdict, a_first=True)
+        v_ba = to_models(ba.verdict, a_first=False) if ba else None
         out[(a, b)].append({"id": it["id"], "instruction": it["instruction"], "input": it["input"],
                             "model_a": a, "model_b": b, "answer_a": answers[a][it["id"]],
                             "answer_b": answers[b][it["id"]], "verdict_ab": v_ab, "verdict_ba": v_ba,
-                            "verdict": combine(v_ab, v_ba), "raw_ab": ab.raw, "raw_ba": ba.raw})
+                            "verdict": combine(v_ab, v_ba) if ba else v_ab, "raw_ab": ab.raw,
+                            "raw_ba": ba.raw if ba else None})
     stats = {"judgments": len(keys), "cached": len(keys) - len(todo), "judged": len(todo),
              "errors": sum(j.error for j in fresh)}
     return out, stats
 
 
+def check_orders(orders: Sequence[str]) -> list[str]:
+    """``orders`` as a list, which must be ``['ab']`` or ``['ab', 'ba']`` (ValueError otherwise)."""
+    orders = list(orders)
+    if orders not in (["ab"], ["ab", "ba"]):
+        raise ValueError(f"judge orders must be [ab] or [ab, ba], got {orders}")
+    return orders
+
+
 def summarize(rows: list[dict]) -> dict:
     """Counts of one pair's (or a judge's) battles: outcomes, invalid, position flips.
 
-    ``flip_rate`` = share of battles with both orders valid whose two verdicts differ;
-    ``opposite_rate`` = share whose two verdicts name opposite winners."""
+    ``two_orders`` = battles judged in both orders; ``flip_rate`` = share of those with both
+    verdicts valid whose two verdicts differ; ``opposite_rate`` = share whose two verdicts name
+    opposite winners. Both rates are None when no battle was judged in both orders."""
     c = Counter(r["verdict"] for r in rows)
-    both = [r for r in rows if INVALID not in (r["verdict_ab"], r["verdict_ba"])]
+    two = [r for r in rows if r.get("verdict_ba") is not None]
+    both = [r for r in two if INVALID not in (r["verdict_ab"], r["verdict_ba"])]
     flips = sum(r["verdict_ab"] != r["verdict_ba"] for r in both)
     opposite = sum({r["verdict_ab"], r["verdict_ba"]} == {MODEL_A, MODEL_B} for r in both)
     return {"battles": len(rows), "valid": len(rows) - c[INVALID], "invalid": c[INVALID],
             "wins_a": c[MODEL_A], "wins_b": c[MODEL_B], "ties": c[TIE],
-            "flips": flips, "flip_rate": flips / len(both) if both else 0.0,
-            "opposite_rate": opposite / len(both) if both else 0.0,
-            "invalid_orders": sum((r["verdict_ab"] == INVALID) + (r["verdict_ba"] == INVALID) for r in rows)}
+            "two_orders": len(two), "both_valid": len(both), "flips": flips,
+            "flip_rate": flips / len(both) if both else (0.0 if two else None),
+            "opposite_rate": opposite / len(both) if both else (0.0 if two else None),
+            "invalid_orders": sum((r["verdict_ab"] == INVALID) + (r.get("verdict_ba") == INVALID) for r in rows)}
+
+
+def single_order(rows: list[dict]) -> list[dict]:
+    """The rows with ``verdict`` replaced by the A/B-order verdict (the study's counting: one
+    verdict per item, model a shown first)."""
+    return [{**r, "verdict": r["verdict_ab"]} for r in rows]
 
 
 def to_fastchat(rows: list[dict], judge: str) -> list[dict]:

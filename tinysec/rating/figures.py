@@ -31,13 +31,15 @@ def _heatmap(matrix: pd.DataFrame, title: str, fmt: str, cmap: str, xlabel: str,
     return fig
 
 
-def win_rate_figure(models: list[str], ratings, scale: float = 400.0, base: float = 10.0):
-    """Fig. 3: P(row model beats column model) predicted from the ratings, best model first."""
+def win_rate_figure(models: list[str], ratings, scale: float = 400.0, base: float = 10.0,
+                    rating_name: str = "ratings"):
+    """Fig. 3: P(row model beats column model) predicted from the ratings, best model first;
+    ``rating_name`` (which ratings: online Elo, shuffled median, Bradley-Terry) goes in the title."""
     order = np.argsort(-np.asarray(ratings, dtype=float))
     names = [models[i] for i in order]
     p = predicted_win_rate(np.asarray(ratings, dtype=float)[order], scale, base)
     return _heatmap(pd.DataFrame(p, index=names, columns=names),
-                    "Predicted win rate using ratings for model A in an A vs. B battle", ".2f", "RdBu",
+                    f"Predicted win rate using {rating_name} for model A in an A vs. B battle", ".2f", "RdBu",
                     "model B", "model A")
 
 

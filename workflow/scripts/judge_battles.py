@@ -1,5 +1,6 @@
-"""Judge every configured pair in both orders -> results/battles/{judge}/{a}__vs__{b}.jsonl, plus the
-FastChat-shaped battles.jsonl and summary.json (outcomes, invalid, position-flip rate)."""
+"""Judge every configured pair in the configured orders (A/B, and B/A when asked) ->
+results/battles/{judge}/{a}__vs__{b}.jsonl, plus the FastChat-shaped battles.jsonl and summary.json
+(orders, outcomes, invalid, position-flip rate)."""
 
 import torch
 
@@ -19,7 +20,8 @@ with tinysec.io.script_logging(snakemake) as log:
     pairs = [tuple(p) for p in snakemake.params.pairs]
     cache = JudgmentCache(snakemake.params.cache)
     try:
-        battles, stats = judge_pairs(read_items(snakemake.input.eval, need_reference=spec["kind"] == "reference"), answers, pairs, judge, cache)
+        battles, stats = judge_pairs(read_items(snakemake.input.eval, need_reference=spec["kind"] == "reference"),
+                                     answers, pairs, judge, cache, orders=snakemake.params.orders)
     finally:
         cache.close()
     log.info("judge %s: %s", name, stats)
@@ -32,7 +34,8 @@ with tinysec.io.script_logging(snakemake) as log:
         per_pair[f"{a}__vs__{b}"] = summarize(rows)
         everything.extend(rows)
     n = tinysec.io.write_jsonl(snakemake.output.battles, to_fastchat(everything, name))
-    summary = {"judge": name, "judge_kind": spec["kind"], **summarize(everything), "calls": stats, "pairs": per_pair}
+    summary = {"judge": name, "judge_kind": spec["kind"], "orders": list(snakemake.params.orders),
+               **summarize(everything), "calls": stats, "pairs": per_pair}
     tinysec.io.write_json(snakemake.output.summary, summary)
-    log.info("%d valid battles of %d; position-flip rate %.3f; %d invalid", n, len(everything),
+    log.info("%d valid battles of %d; position-flip rate %s; %d invalid", n, len(everything),
              summary["flip_rate"], summary["invalid"])
