@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -79,69 +81,248 @@ def _stop_ids(model, tokenizer) -> list[int]:
     return ids
 
 
+def _grow_layer_class():
+    """A ``DynamicLayer`` that appends into a preallocated buffer instead of concatenating.
+
+    ``keys``/``values`` stay views ``buffer[:, :, :n]`` so every ``DynamicLayer`` method (mask
+    sizes, sequence length) works unchanged; a step writes one column in place (no full-cache copy).
+    """
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowLayer(DynamicLayer):
+        spare = 64  # extra columns allocated whenever a buffer is (re)made
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized or self.keys.numel() == 0:
+                self.lazy_initialization(key_states, value_states)
+                self.set_states(key_states, value_states)
+                return self.keys, self.values
+            n, add = self.keys.shape[-2], key_states.shape[-2]
+            if n + add > self._kbuf.shape[-2]:
+                self.set_states(self.keys, self.values, extra=add)
+            self._kbuf[:, :, n:n + add] = key_states
+            self._vbuf[:, :, n:n + add] = value_states
+            self.keys, self.values = self._kbuf[:, :, :n + add], self._vbuf[:, :, :n + add]
+            return self.keys, self.values
+
+        def set_states(self, keys, values, extra: int = 0):
+            """Copy ``keys``/``values`` into fresh buffers with room for ``extra`` + spare columns."""
+            b, h, n, d = keys.shape
+            self._kbuf = keys.new_empty((b, h, n + extra + self.spare, d))
+            self._vbuf = values.new_empty((b, h, n + extra + self.spare, values.shape[-1]))
+            self._kbuf[:, :, :n] = keys
+            self._vbuf[:, :, :n] = values
+            self.keys, self.values = self._kbuf[:, :, :n], self._vbuf[:, :, :n]
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+
+    return GrowLayer
+
+
+@dataclass
+class _Rows:
+    """The running batch: its KV cache, 2-D attention mask, next positions, last tokens, and per
+    row the prompt index and the tokens generated so far."""
+
+    cache: Any
+    mask: Any
+    pos: Any
+    last: Any
+    idx: list[int]
+    toks: list[list[int]]
+
+
+def _new_cache():
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = _grow_layer_class()
+    return cache
+
+
+def _prefill(model, prompt_ids, idx: list[int], pad_id: int, device):
+    """Run the prompts ``idx`` (left padded to the longest) once; returns ``(_Rows, last logits)``."""
+    import torch
+
+    width = max(len(prompt_ids[i]) for i in idx)
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        n = len(prompt_ids[i])
+        ids[row, width - n:] = torch.as_tensor(list(prompt_ids[i]), dtype=torch.long)
+        mask[row, width - n:] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = _new_cache()
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True,
+                logits_to_keep=1)
+    rows = _Rows(cache, mask, mask.sum(-1), None, list(idx), [[] for _ in idx])
+    return rows, out.logits[:, -1, :].float()
+
+
+def _left_pad(t, width: int, dim: int):
+    """``t`` padded with zeros on the left of ``dim`` up to ``width``."""
+    import torch
+
+    short = width - t.shape[dim]
+    if short <= 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = short
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+def _merge(a: _Rows | None, b: _Rows) -> _Rows:
+    """Rows of ``a`` then rows of ``b`` in one batch; the narrower cache is left padded (masked)."""
+    import torch
+
+    if a is None or not a.idx:
+        return b
+    width = max(a.mask.shape[1], b.mask.shape[1])
+    for la, lb in zip(a.cache.layers, b.cache.layers):
+        keys = torch.cat([_left_pad(la.keys, width, 2), _left_pad(lb.keys, width, 2)])
+        values = torch.cat([_left_pad(la.values, width, 2), _left_pad(lb.values, width, 2)])
+        la.set_states(keys, values)
+    mask = torch.cat([_left_pad(a.mask, width, 1), _left_pad(b.mask, width, 1)])
+    return _Rows(a.cache, mask, torch.cat([a.pos, b.pos]), torch.cat([a.last, b.last]),
+                 a.idx + b.idx, a.toks + b.toks)
+
+
+def _keep(rows: _Rows, keep: list[int]) -> _Rows | None:
+    """Only the rows at positions ``keep`` (None if none); columns masked in every remaining row
+    are dropped."""
+    import torch
+
+    if not keep:
+        return None
+    sel = torch.as_tensor(keep, dtype=torch.long, device=rows.mask.device)
+    mask = rows.mask.index_select(0, sel)
+    dead = int((mask.sum(0) == 0).long().cumprod(0).sum())  # leading all-padding columns
+    mask = mask[:, dead:]
+    for layer in rows.cache.layers:
+        layer.set_states(layer.keys.index_select(0, sel)[:, :, dead:], layer.values.index_select(0, sel)[:, :, dead:])
+    return _Rows(rows.cache, mask, rows.pos.index_select(0, sel), rows.last.index_select(0, sel),
+                 [rows.idx[k] for k in keep], [rows.toks[k] for k in keep])
+
+
+def _decode_step(model, rows: _Rows):
+    """One token for every row; returns the logits of the new position."""
+    import torch
+
+    rows.mask = torch.cat([rows.mask, rows.mask.new_ones((rows.mask.shape[0], 1))], dim=1)
+    out = model(input_ids=rows.last[:, None], attention_mask=rows.mask, position_ids=rows.pos[:, None],
+                past_key_values=rows.cache, use_cache=True)
+    rows.pos = rows.pos + 1
+    return out.logits[:, -1, :].float()
+
+
+def _pick(logits, rows: _Rows, prompt_ids, g: Mapping[str, Any], rng):
+    """Next token per row: repetition penalty over prompt and answer so far, then greedy argmax
+    or seeded sampling (temperature, top-p)."""
+    import torch
+
+    penalty = float(g["repetition_penalty"])
+    if penalty != 1.0:
+        seqs = [list(prompt_ids[i]) + t for i, t in zip(rows.idx, rows.toks)]
+        width = max(len(s) for s in seqs)
+        seen = torch.as_tensor([s + [s[0]] * (width - len(s)) for s in seqs], device=logits.device)
+        score = logits.gather(1, seen)
+        logits = logits.scatter(1, seen, torch.where(score < 0, score * penalty, score / penalty))
+    if not g["do_sample"]:
+        return logits.argmax(-1)
+    logits = logits / max(float(g["temperature"]), 1e-5)
+    top_p = float(g["top_p"])
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1)
+        drop = sorted_logits.softmax(-1).cumsum(-1) <= 1 - top_p
+        drop[:, -1] = False
+        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=rng)[:, 0]
+
+
+def _check_prompts(prompt_ids, g: Mapping[str, Any]) -> None:
+    if int(g["max_new_tokens"]) < 1:
+        raise ValueError(f"generation: max_new_tokens must be at least 1, got {g['max_new_tokens']!r}")
+    for i, p in enumerate(prompt_ids):
+        if len(p) == 0:
+            raise ValueError(f"generation: prompt {i} is empty (no tokens)")
+
+
+def _continuous_batches(model, prompt_ids, g: Mapping[str, Any], pad_id: int, stop: set[int],
+                        on_done=None) -> dict[int, list[int]]:
+    """Generated tokens per prompt index, with at most ``g['batch_size']`` rows decoding at once.
+
+    Prompts enter longest first; a row leaves as soon as it emits a stop token or reaches
+    ``max_new_tokens``, and free rows are refilled from the queue (prefilled together once a
+    quarter of the rows, or the rest of the queue, is waiting), so the batch stays full.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    queue = deque(sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i])))
+    slots, max_new = max(1, int(g["batch_size"])), int(g["max_new_tokens"])
+    rng = torch.Generator(device=device).manual_seed(int(g["seed"]))
+    rows: _Rows | None = None
+    done: dict[int, list[int]] = {}
+    while queue or (rows is not None and rows.idx):
+        running = len(rows.idx) if rows is not None else 0
+        if queue and (running == 0 or slots - running >= min(max(1, slots // 4), len(queue))):
+            new, logits = _prefill(model, prompt_ids, [queue.popleft() for _ in range(min(slots - running,
+                                                                                            len(queue)))],
+                                   pad_id, device)
+            new.last = _pick(logits, new, prompt_ids, g, rng)
+            cur = new
+        else:
+            cur = rows
+            cur.last = _pick(_decode_step(model, cur), cur, prompt_ids, g, rng)
+        for t, tok in zip(cur.toks, cur.last.tolist()):
+            t.append(tok)
+        rows = cur if cur is rows else _merge(rows, cur)
+        ended = [k for k, t in enumerate(rows.toks) if t[-1] in stop or len(t) >= max_new]
+        if ended:
+            for k in ended:
+                done[rows.idx[k]] = rows.toks[k]
+            rows = _keep(rows, [k for k in range(len(rows.idx)) if k not in set(ended)])
+            if on_done:
+                on_done(len(ended))
+    return done
+
+
 def generate_batched(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen: Mapping[str, Any] | None = None,
                      progress: bool = True) -> list[dict[str, Any]]:
     """Generate a continuation for every tokenised prompt, in input order.
 
-    Prompts are sorted by length (longest first, so memory trouble shows at once) and run in
-    batches of ``gen['batch_size']`` with left padding and the KV cache. Each result is
-    ``{text, n_tokens, token_ids, seconds}``: ``n_tokens`` counts generated tokens up to and including the
-    stop token, ``token_ids`` are those tokens, ``seconds`` is the batch's wall time shared out by
-    generated tokens.
+    Continuous batching over the KV cache (:func:`_continuous_batches`): up to ``gen['batch_size']``
+    rows decode together, each leaves at its stop token, and waiting prompts (longest first) fill
+    the freed rows. Greedy by default (seeded sampling otherwise). Each result is ``{text, n_tokens,
+    token_ids, seconds}``: ``n_tokens`` counts generated tokens up to and including the stop token,
+    ``token_ids`` are those tokens, ``seconds`` is the total wall time shared out by generated tokens.
     """
     import torch
     from tqdm.auto import tqdm
 
     g = merge_gen(gen)
-    device = next(model.parameters()).device
+    _check_prompts(prompt_ids, g)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = _stop_ids(model, tokenizer)
-    order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-    results: list[dict[str, Any] | None] = [None] * len(prompt_ids)
-    kwargs = dict(max_new_tokens=int(g["max_new_tokens"]), do_sample=bool(g["do_sample"]), use_cache=True,
-                  pad_token_id=pad_id, eos_token_id=stop_ids or None,
-                  repetition_penalty=float(g["repetition_penalty"]))
-    if g["do_sample"]:
-        kwargs.update(temperature=float(g["temperature"]), top_p=float(g["top_p"]))
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    torch.manual_seed(int(g["seed"]))
-    bs = max(1, int(g["batch_size"]))
-    bar = tqdm(total=len(order), desc="generating", disable=not progress, mininterval=5)
-    for start in range(0, len(order), bs):
-        idx = order[start:start + bs]
-        width = max(len(prompt_ids[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            p = list(prompt_ids[i])
-            ids[row, width - len(p):] = torch.tensor(p)
-            mask[row, width - len(p):] = 1
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        secs = time.perf_counter() - t0
-        new = out[:, width:].tolist()
-        counts = []
-        for row in new:
-            n = len(row)
-            for j, t in enumerate(row):
-                if t in stop_ids:
-                    n = j + 1
-                    break
-            counts.append(n)
-        total = max(1, sum(counts))
-        for row, i in enumerate(idx):
-            toks = [t for t in new[row][:counts[row]] if t not in stop_ids and t != pad_id]
-            text = tokenizer.decode(toks, skip_special_tokens=True)
-            for s in g["stop"]:
-                if s and s in text:
-                    text = text[:text.index(s)]
-            results[i] = {"text": text.strip(), "n_tokens": counts[row], "token_ids": new[row][:counts[row]],
-                          "seconds": round(secs * counts[row] / total, 4)}
-        bar.update(len(idx))
+    bar = tqdm(total=len(prompt_ids), desc="generating", disable=not progress, mininterval=5)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        done = _continuous_batches(model, prompt_ids, g, pad_id, set(stop_ids), on_done=bar.update)
+    secs = time.perf_counter() - t0
     bar.close()
-    return results  # type: ignore[return-value]
+    total = max(1, sum(len(t) for t in done.values()))
+    results = []
+    for i in range(len(prompt_ids)):
+        new = done[i]
+        toks = [t for t in new if t not in stop_ids and t != pad_id]
+        text = tokenizer.decode(toks, skip_special_tokens=True)
+        for s in g["stop"]:
+            if s and s in text:
+                text = text[:text.index(s)]
+        results.append({"text": text.strip(), "n_tokens": len(new), "token_ids": new,
+                        "seconds": round(secs * len(new) / total, 4)})
+    return results
 
 
 def answer_rows(records: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]) -> list[dict]:
