@@ -248,7 +248,7 @@ class Judge:
     def api(self, name: str) -> dict:
         """The ``api`` block (base_url, model, key_env: never the key) of an api judge's model, else {}."""
         spec = self.spec(name)
-        return self.models.entry(spec["model"])["api"] if spec["kind"] == "api" else {}
+        return self.models.entry(spec["model"]).get("api", {}) if spec["kind"] == "api" else {}
 
     def vs_pairs(self, opponent: str) -> dict[str, str]:
         """Fine-tuned contestant -> its battle file against ``opponent`` (primary judge)."""
