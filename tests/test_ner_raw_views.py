@@ -281,3 +281,34 @@ def test_whois_layout_parses_with_the_project_parsers(layout):
 def test_whois_layouts_cover_every_family():
     assert {f for layout in LAYOUTS.values() for f in layout.families} == set(FAMILIES)
     assert set(FAMILIES) == {"thin", "thick", "bracketed", "key_colon", "indented", "localised"}
+
+
+def test_corpus_job_rephrases_templates_only_and_reports_the_mix(records, tmp_path):
+    from tinysec.io import read_jsonl, write_jsonl
+    from tinysec.ner.corpus import corpus_job
+
+    path = tmp_path / "records.jsonl"
+    write_jsonl(path, records[:24])
+    out = {k: str(tmp_path / f"{k}.jsonl") for k in ("train", "val", "test")} | {"stats": str(tmp_path / "stats.json")}
+    seen = []
+
+    def rewriter(reqs):  # a stand-in LLM that keeps the text (so every entity)
+        seen.extend(r["id"] for r in reqs)
+        return ["In short: " + r["input"].replace("\n", " ") for r in reqs]
+
+    rephrase = {"enabled": True, "max_records": 0, "max_tries": 1, "model": "stand-in"}
+    stats = corpus_job(str(path), out, DEFAULT_TYPES, 0, "", 0, {"train": 0.8, "val": 0.1, "test": 0.1},
+                       rephrase, rewriter)
+    assert seen and all("~raw" not in i for i in seen) and len(seen) == 24
+    rows = [s for k in ("train", "val", "test") for s in read_jsonl(out[k])]
+    by_id = {r["id"]: r for r in records[:24]}
+    for s in rows:
+        if s["rendering"] == "raw":
+            assert s["text"] == tagger_view(by_id[s["record"]]["raw"])[1][slice(*s["window"])]
+        else:  # rewritten, or the template kept when the loop refused the rewrite
+            assert s["text"].startswith("In short: ") == bool(s.get("rephrased"))
+    rewritten = sum(bool(s.get("rephrased")) for s in rows)
+    assert rewritten == stats["rephrase"]["rewritten"] > 0 and stats["rephrase"]["attempted"] == 24
+    assert stats["renderings"] == dict(Counter(s["rendering"] for s in rows))
+    assert sum(sum(f.values()) for f in stats["formats"].values()) == stats["renderings"]["raw"]
+    assert stats["formats"]["dns"] == {"dig": stats["formats"]["dns"]["dig"]} and stats["synthetic"] == 24
