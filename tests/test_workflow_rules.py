@@ -45,13 +45,17 @@ def test_dry_run_offline_with_logs_benchmarks_and_gpus(tmp_path, name):
         assert "log" in job, f"{rule} has no log:"
         assert all(p.strip().startswith(f"logs/{rule}/") for p in job["log"].split(",")), job["log"]
         assert job.get("benchmark", "").startswith(f"benchmarks/{rule}/"), f"{rule}: {job.get('benchmark')}"
-    # training and generation jobs declare the configured GPU count
-    device = yaml.safe_load(CONFIGS[name].read_text()).get("device", {})
+    # training and generation jobs declare the configured GPU count (instruction tuning its own when set)
+    raw = yaml.safe_load(CONFIGS[name].read_text())
+    device = raw.get("device", {})
     gpus = device.get("gpus_per_job", 1)
+    train_gpus = raw.get("instruct", {}).get("gpus_per_job")
+    train_gpus = gpus if train_gpus is None else train_gpus
     for job in jobs:
         resources = job["resources"].split(", ")
         if GPU_RULE.match(job["rule"]):
-            assert f"gpu={gpus}" in resources, (job["rule"], job["resources"])
+            want = train_gpus if job["rule"].startswith("train_") else gpus
+            assert f"gpu={want}" in resources, (job["rule"], job["resources"])
         # SLURM mapping: GPU jobs carry gpu (+ gpu_model), never gres as well
         if any(r.startswith("gpu=") and r != "gpu=0" for r in resources):
             assert not any(r.startswith("gres=") for r in resources), job

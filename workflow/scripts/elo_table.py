@@ -17,7 +17,11 @@ with tinysec.io.script_logging(snakemake) as log:
     if not rows:
         raise InputError(snakemake.input.battles, f"no valid battle among the members of pool '{pool['pool']}' "
                          f"({', '.join(pool['members'])})")
-    judging = pool_judging(tinysec.io.read_json(snakemake.input.summary), pool["members"])
+    try:
+        judging = pool_judging(tinysec.io.read_json(snakemake.input.summary), pool["members"])
+    except KeyError as missing:
+        raise InputError(snakemake.input.summary, "written by an older version of judge_battles; rerun it",
+                         field=missing.args[0]) from None
     battles = Battles.from_records(rows, path=snakemake.input.battles)
     elo = EloParams(k=p.elo["k"], scale=p.elo["scale"], base=p.elo["base"], initial=p.elo["initial"])
     bt = BTParams(scale=p.elo["scale"], base=p.elo["base"], initial=p.elo["initial"], l2=p.bt["l2"])

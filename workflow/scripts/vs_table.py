@@ -23,7 +23,7 @@ with tinysec.io.script_logging(snakemake) as log:
         caption += (
             f" Each item was also judged in the swapped order (B/A). debiased_*: two-order counts, agreeing "
             f"verdicts kept, disagreeing ones counted as a tie, an invalid order makes the item invalid; "
-            f"flip_rate: share of items with both verdicts valid whose two verdicts differ (all models: "
+            f"flip_rate: position-flip rate, the share of items with both verdicts valid whose two verdicts differ (all models: "
             f"{'no item' if flip is None else format(flip, '.1%')}).")
     else:
         caption += " Only the A/B order was judged (judge.orders: [ab]): no debiased counts, no flip rate."
