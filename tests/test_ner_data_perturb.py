@@ -90,9 +90,10 @@ def test_operator_keeps_labels_aligned(op, sample, seed):
 @pytest.mark.parametrize("op", ["homoglyph", "diacritic", "zero_width"])
 @given(sample=samples(), seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=60, deadline=None)
-def test_identification_module_undoes_token_obfuscation(op, sample, seed):
+def test_identification_module_undoes_training_half_obfuscation(op, sample, seed):
+    """The normaliser is built from the training halves of the tables, so it undoes those (only)."""
     text, spans = sample
-    p = perturb_sample(text, spans, [op], random.Random(seed), entity_prob=1.0)
+    p = perturb_sample(text, spans, [op], random.Random(seed), entity_prob=1.0, half="train")
     for new, old in zip(p.spans, spans):
         assert normalize(new["text"]).text == normalize(old["text"]).text
 
@@ -127,5 +128,7 @@ def test_examples_from_the_study():
         p = perturb_sample(text, spans, ["symbol"], rng, entity_prob=1.0)
         seen.add(p.text.split(" on ")[0])
     assert "nmap scan for [google.com](https://www.google.com)" in seen
-    p = perturb_sample(text, spans, ["diacritic"], random.Random(3), entity_prob=1.0)
+    p = perturb_sample(text, spans, ["diacritic"], random.Random(3), entity_prob=1.0, half="train")
     assert p.spans[1]["text"] != "Ubuntu" and normalize(p.spans[1]["text"]).text == "Ubuntu"
+    p = perturb_sample(text, spans, ["diacritic"], random.Random(3), entity_prob=1.0)  # held-out half
+    assert p.spans[1]["text"] != "Ubuntu" and normalize(p.spans[1]["text"]).text != "Ubuntu"

@@ -153,7 +153,9 @@ def test_variant_settings_remove_one_component():
     assert variant_settings("baseline", cfg) == {"epochs": 2, "seed": 0}
     assert not variant_settings("no-adv-samples", cfg)["adv_samples"]
     assert not variant_settings("no-adv-loss", cfg)["adv_loss"]
-    assert variant_settings("no-consistency", cfg)["consistency"] == 0
+    assert robust["consistency_loss"] is True  # the schema's default switch
+    assert variant_settings("no-consistency", cfg)["consistency_loss"] is False
+    assert variant_settings("no-adv-samples", cfg)["consistency_loss"] is False
     assert not variant_settings("no-grad-mask", cfg)["grad_mask"]
     assert variant_settings("no-dropout", cfg)["hidden_dropout"] is None
     with pytest.raises(ValueError):

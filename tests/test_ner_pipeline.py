@@ -13,7 +13,7 @@ from tinysec.io import read_jsonl
 
 TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
 ABLATIONS = TINY["ner"]["ablations"]
-FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "obfuscation"]
+FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "abbreviation", "obfuscation"]
 F1_DEF = "F1 = 2PR/(P+R) = 2TP/(2TP+FP+FN)"
 
 

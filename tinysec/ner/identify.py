@@ -4,14 +4,18 @@ and assess the context of an OSINT record.
 Normalisation runs four steps in this order, each keeping a map from every output character
 to the offset of the original character it came from:
 
-1. strip invisible format characters (zero-width space/joiner/non-joiner, word joiner, BOM,
-   soft hyphen);
+1. strip invisible format characters (the training half of the ``zero_width`` table);
 2. Unicode NFKC (fullwidth ``ｅｘａｍｐｌｅ`` -> ``example``, ligatures, superscripts);
-3. fold confusables (Cyrillic ``е`` -> Latin ``e``) with a map built from the Unicode
-   confusables data shipped by the ``confusable-homoglyphs`` package, and strip diacritics
-   from Latin letters (``Ubüntu`` -> ``Ubuntu``);
-4. fold leetspeak digits inside domain- and host-like tokens (``g00gle.c0m`` -> ``google.com``).
+3. fold look-alike letters (the training half of the ``homoglyph`` table, built from the Unicode
+   confusables data of the ``confusable-homoglyphs`` package) and letters with a diacritic (the
+   training half of the ``diacritic`` table) to their ASCII letter;
+4. fold leetspeak digits inside domain- and host-like tokens (the digits of the training half of
+   the ``leet`` table).
 
+The tables and their training/held-out split live in :mod:`tinysec.ner.substitutions`. The
+normaliser knows only the training halves (and NFKC), so a substitution from a held-out half,
+which is what the perturbed test sets use, is left as it is. ``full=True`` folds both halves; it
+is for building gold labels (locating entities an LLM paraphrase obfuscated), never for tagging.
 Steps 3 and 4 are one character to one character, so only steps 1 and 2 change lengths.
 """
 
@@ -22,16 +26,30 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+from .substitutions import HALVES, TRAIN, table, values
+
+
+def _halves(full: bool) -> tuple[str, ...]:
+    return HALVES if full else (TRAIN,)
+
+
+@lru_cache(maxsize=2)
+def invisible_chars(full: bool = False) -> frozenset[str]:
+    """Invisible characters the normaliser strips: the training half of the ``zero_width`` table."""
+    return frozenset(v for h in _halves(full) for v in values("zero_width", h))
+
+
+@lru_cache(maxsize=2)
+def leet_fold(full: bool = False) -> dict[str, str]:
+    """Leetspeak digit -> letter: the digits of the training half of the ``leet`` table."""
+    return {v: k for h in _halves(full) for k, vs in table("leet", h).items() for v in vs if v.isdigit()}
+
 
 # Most combining marks kept after one base character: the limit of Unicode's Stream-Safe Text
 # Format (UAX #15); longer runs ("Zalgo" text) are cut so normalisation stays linear.
 MAX_MARKS_PER_CLUSTER = 30
 
-# Leetspeak digit -> letter, applied only inside domain/host-like tokens.
-LEET_FOLD = {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"}
 
 _HOSTLIKE = re.compile(r"(?<![\w.-])(?:[^\W_][\w-]*\.)+[^\W\d_][^\W_]*(?![\w-])", re.ASCII)
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
@@ -85,49 +103,25 @@ def _clusters(text: str) -> list[tuple[int, str]]:
     return out
 
 
-@lru_cache(maxsize=1)
-def confusable_map() -> dict[str, str]:
-    """Non-ASCII character -> ASCII letter/digit it is confusable with (Unicode confusables)."""
-    import confusable_homoglyphs
-
-    data = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
-    fold: dict[str, str] = {}
-    # ASCII keys list their non-ASCII look-alikes; a non-ASCII key may list its ASCII twin.
-    for key, glyphs in data.items():
-        if len(key) == 1 and key.isascii() and key.isalnum():
-            for g in glyphs:
-                c = g["c"]
-                if len(c) == 1 and not c.isascii():
-                    fold.setdefault(c, key)
-    for key, glyphs in data.items():
-        if len(key) == 1 and not key.isascii() and key not in fold:
-            for g in glyphs:
-                c = g["c"]
-                if len(c) == 1 and c.isascii() and c.isalnum():
-                    fold[key] = c
-                    break
-    return fold
+@lru_cache(maxsize=2)
+def fold_map(full: bool = False) -> dict[str, str]:
+    """Non-ASCII letter -> ASCII letter: the training halves of the homoglyph and diacritic tables."""
+    return {v: k for name in ("homoglyph", "diacritic") for h in _halves(full)
+            for k, vs in table(name, h).items() for v in vs}
 
 
-def fold_char(ch: str) -> str:
-    """Fold one character to its ASCII look-alike or base letter (or return it unchanged)."""
-    if ch.isascii():
-        return ch
-    folded = confusable_map().get(ch)
-    if folded is not None:
-        return folded
-    base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
-    if len(base) == 1 and base.isascii() and base.isalpha():
-        return base
-    return ch
+def fold_char(ch: str, full: bool = False) -> str:
+    """Fold one character to its ASCII letter when :func:`fold_map` knows it (else return it unchanged)."""
+    return ch if ch.isascii() else fold_map(full).get(ch, ch)
 
 
-def _fold_leet_token(tok: str) -> str:
+def _fold_leet_token(tok: str, fold: dict[str, str]) -> str:
     """Fold leet digits of a host-like token.
 
-    In each label, digits between letters are folded (``g00gle``); once a label has one such
-    digit, its other leet digits are folded too (``g00gl3`` -> ``google``). The TLD label is
-    folded when it starts with a letter (``c0m``). ``web1`` or ``ns-1828`` stay as they are.
+    In each label, leet digits of ``fold`` between letters are folded (``g00gle`` when ``0`` is
+    in it); once a label has one such digit, its other leet digits are folded too.
+    The TLD label is folded when it starts with a letter (``c0m``). ``web1`` or ``ns-1828`` stay
+    as they are.
     """
     if _IPV4.match(tok):
         return tok
@@ -138,46 +132,48 @@ def _fold_leet_token(tok: str) -> str:
         is_tld = li == len(labels) - 1 and len(labels) > 1 and label[:1].isalpha()
         sandwiched = []
         for i, c in enumerate(chars):
-            if c not in LEET_FOLD:
+            if c not in fold:
                 continue
             left = next((x for x in reversed(chars[:i]) if not x.isdigit()), "")
             right = next((x for x in label[i + 1:] if not x.isdigit()), "")
             if left.isalpha() and right.isalpha():
                 sandwiched.append(i)
         if is_tld or sandwiched:
-            chars = [LEET_FOLD.get(c, c) for c in chars]
+            chars = [fold.get(c, c) for c in chars]
         out.append("".join(chars))
     return ".".join(out)
 
 
-def fold_leet(text: str) -> str:
+def fold_leet(text: str, full: bool = False) -> str:
     """Fold leetspeak digits inside domain/host-like tokens; same length as ``text``."""
-    return _HOSTLIKE.sub(lambda m: _fold_leet_token(m.group(0)), text)
+    fold = leet_fold(full)
+    return _HOSTLIKE.sub(lambda m: _fold_leet_token(m.group(0), fold), text)
 
 
-def normalize(text: str, leet: bool = True) -> Normalized:
+def normalize(text: str, leet: bool = True, full: bool = False) -> Normalized:
     """Decode and normalise ``text``; see the module docstring for the steps.
 
     Returns a :class:`Normalized` (``text``, ``offsets``) that also unpacks as a pair.
     """
     if text.isascii():  # fast path: nothing to strip, compose or fold
-        return Normalized(fold_leet(text) if leet else text, tuple(range(len(text))), text)
+        return Normalized(fold_leet(text, full) if leet else text, tuple(range(len(text))), text)
+    invisible = invisible_chars(full)
     chars: list[str] = []
     offsets: list[int] = []
     for start, cluster in _clusters(text):
-        visible = "".join(c for c in cluster if c not in INVISIBLE)
+        visible = "".join(c for c in cluster if c not in invisible)
         if not visible:
             continue
         # the first kept char's offset for the whole cluster
-        first = start + next(i for i, c in enumerate(cluster) if c not in INVISIBLE)
+        first = start + next(i for i, c in enumerate(cluster) if c not in invisible)
         for ch in unicodedata.normalize("NFKC", visible):
-            if ch in INVISIBLE or (unicodedata.combining(ch) and chars and chars[-1].isascii()):
+            if ch in invisible or (unicodedata.combining(ch) and chars and chars[-1].isascii()):
                 continue  # a diacritic left on a folded (ASCII) letter is stripped too
-            chars.append(fold_char(ch))
+            chars.append(fold_char(ch, full))
             offsets.append(first)
     out = "".join(chars)
     if leet:
-        out = fold_leet(out)
+        out = fold_leet(out, full)
     return Normalized(out, tuple(offsets), text)
 
 

@@ -144,11 +144,12 @@ def reflect_rephrase(samples: Sequence[dict], rewriter: Rewriter, max_tries: int
 # ---------------------------------------------------------------- paraphrase perturbations
 def find_obfuscated(text: str, entities: Sequence[tuple[str, str]]) -> tuple[list[dict], list[tuple[str, str]]]:
     """Like :func:`locate_entities` but matches in normalised text (leet, homoglyphs, zero-width,
-    diacritics undone) and reports spans in the original ``text``."""
-    norm = normalize(text)
-    norm_ents = [(t, normalize(e).text) for t, e in entities]
+    diacritics undone with both halves of the substitution tables: this builds gold labels) and
+    reports spans in the original ``text``."""
+    norm = normalize(text, full=True)
+    norm_ents = [(t, normalize(e, full=True).text) for t, e in entities]
     spans_n, missing_n = locate_entities(norm.text, norm_ents)
-    back = {(t, normalize(e).text): (t, e) for t, e in entities}
+    back = {(t, normalize(e, full=True).text): (t, e) for t, e in entities}
     spans = []
     for sp in spans_n:
         a, b = norm.original_span(sp["start"], sp["end"])
@@ -169,7 +170,7 @@ def paraphrase_word_map(clean: dict, text: str, spans: Sequence[dict]) -> list[i
     by_key: dict[tuple[str, str], list[int]] = {}
     for sp in clean["spans"]:
         ids = [k for k, (a, b) in enumerate(clean_words) if a < sp["end"] and b > sp["start"]]
-        by_key.setdefault((sp["type"], normalize(sp["text"]).text), ids)
+        by_key.setdefault((sp["type"], normalize(sp["text"], full=True).text), ids)
     out = []
     ws = word_spans(text)
     for a, b in ws:
@@ -177,7 +178,7 @@ def paraphrase_word_map(clean: dict, text: str, spans: Sequence[dict]) -> list[i
         if hit is None:
             out.append(-1)
             continue
-        ids = by_key.get((hit["type"], normalize(hit["text"]).text), [])
+        ids = by_key.get((hit["type"], normalize(hit["text"], full=True).text), [])
         pos = sum(1 for a2, b2 in ws if a2 < a and a2 >= hit["start"] and b2 <= hit["end"]) if ids else 0
         out.append(ids[min(pos, len(ids) - 1)] if ids else -1)
     return out

@@ -36,10 +36,11 @@ class TrainSettings:
     max_train_rows: int | None = None   # seeded source-stratified sample of the clean rows
     # robust fine-tuning switches
     adv_samples: bool = False           # use perturbed variants (train.adv.jsonl)
-    adv_loss: bool = True               # alpha/beta mixed loss; off = variants are plain extra data
+    adv_loss: bool = True               # alpha/beta mixed loss in every batch; off = variants are plain extra data
     alpha: float = 0.5
     beta: float = 0.5
-    consistency: float = 0.0            # lambda of the KL term; 0 = off
+    consistency_loss: bool = False      # add the KL consistency term (needs adv_samples)
+    consistency: float = 1.0            # lambda, the weight of the KL term
     grad_mask: bool = False
     grad_mask_quantile: float = 0.99
     grad_mask_momentum: float = 0.9
@@ -77,15 +78,15 @@ def variant_settings(variant: str, ner_cfg: dict, seed: int = 0) -> dict:
         return base
     rob = {**robust_defaults(), **ner_cfg.get("robust", {})}
     s = dict(base, adv_samples=True, adv_loss=True, alpha=rob["alpha"], beta=rob["beta"],
-             consistency=rob["consistency"], grad_mask=True, grad_mask_quantile=rob["grad_mask_quantile"],
-             grad_mask_momentum=rob["grad_mask_momentum"], attention_dropout=rob["attention_dropout"],
-             hidden_dropout=rob["hidden_dropout"])
+             consistency_loss=rob["consistency_loss"], consistency=rob["consistency"], grad_mask=True,
+             grad_mask_quantile=rob["grad_mask_quantile"], grad_mask_momentum=rob["grad_mask_momentum"],
+             attention_dropout=rob["attention_dropout"], hidden_dropout=rob["hidden_dropout"])
     if variant == "no-adv-samples":
-        s.update(adv_samples=False, consistency=0.0)
+        s.update(adv_samples=False, consistency_loss=False)
     elif variant == "no-adv-loss":
         s.update(adv_loss=False)
     elif variant == "no-consistency":
-        s.update(consistency=0.0)
+        s.update(consistency_loss=False)
     elif variant == "no-grad-mask":
         s.update(grad_mask=False)
     elif variant == "no-dropout":

@@ -3,12 +3,16 @@
 One training step on a mini-batch ``x`` of clean sentences (and, when adversarial samples are
 on, one perturbed variant ``x_adv`` of each sentence that has one):
 
-    L = alpha * L_clean(x) + beta * L_adv(x_adv) + lambda * KL(p_clean || p_adv)
+    L = alpha * L_clean(x) + beta * L_adv(x_adv) [+ lambda * KL(p_clean || p_adv)]
 
-where ``L_*`` is token cross-entropy plus CRF negative log-likelihood and the KL term compares
-the clean and perturbed emission distributions at aligned words (``word_map`` of the variant;
-the clean side is the target and gets no gradient). Every component is a switch of
-:class:`TrainSettings`, which is how the ablation variants are built (:func:`variant_settings`).
+in every batch of robust training (``adv_samples`` and ``adv_loss`` on); a batch in which no
+sentence has a variant has ``L_adv = 0`` and still weighs ``L_clean`` by alpha. ``L_*`` is token
+cross-entropy plus CRF negative log-likelihood; the KL term, its own switch
+(``consistency_loss``, weight ``consistency``), compares the clean and perturbed emission
+distributions at aligned words (``word_map`` of the variant; the clean side is the target and gets
+no gradient). Without ``adv_samples``/``adv_loss`` the loss is ``L_clean`` (plus the KL term when
+that is on and variants exist). Every component is a switch of :class:`TrainSettings`, which is
+how the ablation variants are built (:func:`variant_settings`).
 
 Full-parameter fine-tuning with AdamW, linear warm-up then linear decay, seeded; the head and
 CRF get their own (larger) learning rate because they start from random weights. bf16 autocast
@@ -187,7 +191,12 @@ class _Run:
     def paired(self) -> bool:
         """Whether clean rows are paired with a perturbed variant (adversarial or consistency loss)."""
         s = self.settings
-        return s.adv_samples and (s.adv_loss or s.consistency > 0)
+        return s.adv_samples and (s.adv_loss or s.consistency_loss)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether every batch's loss is ``alpha * L_clean + beta * L_adv`` (Algorithm 1)."""
+        return self.settings.adv_samples and self.settings.adv_loss
 
     def forward(self, rows: list[dict]):
         """``(encoded batch, fp32 emissions, loss)`` of ``rows``; counts their subword tokens and words."""
@@ -201,26 +210,32 @@ class _Run:
         return batch, em, self.model.loss(em, tags, batch.word_mask)
 
 
-def _batch_loss(run: _Run, rows: list[dict]) -> tuple[torch.Tensor, dict]:
-    """Loss of one mini-batch: clean loss, mixed with one random variant per row (alpha/beta) and the
-    consistency KL when those are on; also the parts, for the loss history."""
-    s = run.settings
-    batch, em, loss_clean = run.forward(rows)
-    loss, parts = loss_clean, {"clean": loss_clean.item()}
-    if not run.paired:
-        return loss, parts
+def _variants_of(run: _Run, rows: list[dict]) -> tuple[list[dict], list[int]]:
+    """One random perturbed variant of each clean row that has one, and the rows' batch positions."""
     adv_rows, owners = [], []
     for b, row in enumerate(rows):
         if row["id"] in run.variants and "orig_id" not in row:
             adv_rows.append(run.rng.choice(run.variants[row["id"]]))
             owners.append(b)
+    return adv_rows, owners
+
+
+def _batch_loss(run: _Run, rows: list[dict]) -> tuple[torch.Tensor, dict]:
+    """Loss of one mini-batch (see the module docstring) and its parts, for the loss history."""
+    s = run.settings
+    batch, em, loss_clean = run.forward(rows)
+    parts = {"clean": loss_clean.item()}
+    loss = s.alpha * loss_clean if run.mixed else loss_clean
+    adv_rows, owners = _variants_of(run, rows) if run.paired else ([], [])
+    if run.mixed:
+        parts["adv"] = 0.0
     if not adv_rows:
         return loss, parts
     abatch, aem, loss_adv = run.forward(adv_rows)
-    if s.adv_loss:
-        loss = s.alpha * loss_clean + s.beta * loss_adv
+    if run.mixed:
+        loss = loss + s.beta * loss_adv
         parts["adv"] = loss_adv.item()
-    if s.consistency > 0:
+    if s.consistency_loss:
         pairs = [(k, ci, ai) for k, (owner, arow) in enumerate(zip(owners, adv_rows))
                  for ai, ci in enumerate(arow["word_map"])
                  if ci >= 0 and ai < abatch.n_kept[k] and ci < batch.n_kept[owner]]
