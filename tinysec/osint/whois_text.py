@@ -16,6 +16,7 @@ dates and country; :func:`overlay_parsed` corrects python-whois's reading with i
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -185,8 +186,10 @@ def fr_reply(reg: Registration) -> str:
 
 def jp_reply(reg: Registration) -> str:
     """Bracketed Japanese keys in a fixed column, as JPRS (.jp) answers (``[ドメイン名]``)."""
-    def row(key: str, value: str) -> str:
-        return f"[{key}]".ljust(30) + value
+    def row(key: str, value: str) -> str:  # padded to a column by display width (CJK characters are 2 wide)
+        label = f"[{key}]"
+        width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in label)
+        return label + " " * max(1, 30 - width) + value
 
     lines = ["[ JPRS database provides information on network administration. ]", "",
              "Domain Information: [ドメイン情報]", row("ドメイン名", reg.domain), row("登録者名", reg.organization),
