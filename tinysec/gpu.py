@@ -224,6 +224,27 @@ def claim_gpus(n: int, total: int | None = None, lock_dir: str | os.PathLike = D
             os.environ["CUDA_VISIBLE_DEVICES"] = old_env
 
 
+def cap_memory(fraction: float | None, device: int | None = None) -> int | None:
+    """Limit this process's CUDA allocations on ``device`` to ``fraction`` of its memory with
+    ``torch.cuda.set_per_process_memory_fraction`` (an allocation beyond it raises CUDA's
+    out-of-memory error). ``device`` defaults to ``LOCAL_RANK`` (0 outside a distributed launch),
+    an index among the devices this process sees. Nothing happens when ``fraction`` is None or
+    CUDA is absent. Returns the capped device index, else None."""
+    if fraction is None:
+        return None
+    if not 0 < fraction <= 1:
+        raise ValueError(f"GPU memory fraction must be in (0, 1], got {fraction}")
+    import torch
+
+    if not torch.cuda.is_available():
+        log.info("no CUDA device: GPU memory fraction %s not applied", fraction)
+        return None
+    index = int(os.environ.get("LOCAL_RANK", "0")) if device is None else device
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
+    log.info("GPU memory of cuda:%d capped at %.0f%% (set_per_process_memory_fraction)", index, 100 * fraction)
+    return index
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (rendezvous port of one multi-GPU job)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -9,9 +9,12 @@ the DAG stays fast and pytest can check the plan on any config (tests/test_plan.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Iterable, Mapping
 
+from .cti.corpus import PACKAGE_SOURCE as CTI_PACKAGE_SOURCE
+from .cti.corpus import package_files as cti_package_files
 from .judge import pools
 from .models.sources import local_model_path, parse_source
 from .osint.targets import slug
@@ -302,6 +305,37 @@ class Cti:
     def contestants(self) -> list[str]:
         """Every row of the CTI tables (each has results/cti/{contestant}/{task}_metrics.json)."""
         return self.llm_contestants() + self.tfidf_rows()
+
+    def full_test_rows(self) -> list[str]:
+        """Rows scored on the whole test split (cheap classifiers); LLM rows use the seeded subset."""
+        return self.tfidf_rows()
+
+    def test_file(self, contestant: str) -> str:
+        """The test items ``contestant`` answers and is scored on."""
+        return "results/cti/test.jsonl" if contestant in self.full_test_rows() else "results/cti/subset/test.jsonl"
+
+    def source(self) -> str:
+        """The source ``cti_data`` reads: ``cti.source``, or ``cti.fallback_source`` when
+        ``source`` names a local file (relative to the working directory) that does not exist."""
+        source, fallback = self.cfg["source"], self.cfg["fallback_source"]
+        local = source != CTI_PACKAGE_SOURCE and not source.startswith(("http://", "https://"))
+        return fallback if fallback is not None and local and not os.path.exists(source) else source
+
+    def source_inputs(self) -> dict[str, str]:
+        """Input files of ``cti_data``: the package lookup files, a local file, or none (a URL)."""
+        source = self.source()
+        if source == CTI_PACKAGE_SOURCE:
+            return {k: str(v) for k, v in cti_package_files().items()}
+        return {} if source.startswith(("http://", "https://")) else {"source": source}
+
+    def memory_fraction(self) -> float | None:
+        """GPU memory cap of the CTI fine-tunes: ``cti.gpu_memory_fraction``, else ``device``'s."""
+        own = self.cfg["gpu_memory_fraction"]
+        return self.config["device"]["gpu_memory_fraction"] if own is None else own
+
+    def intervals(self) -> dict:
+        """Bootstrap settings of the scores: ``cti.bootstrap`` and the run's seed."""
+        return {**self.cfg["bootstrap"], "seed": self.config["seed"]}
 
     def tfidf_settings(self) -> dict:
         """Settings of the TF-IDF model itself (not which rows exist)."""

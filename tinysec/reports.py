@@ -11,15 +11,17 @@ from .io import atomic_path
 
 
 def write_table(df: pd.DataFrame, csv_path: str | os.PathLike, md_path: str | os.PathLike,
-                caption: str, floatfmt: str = ".3f") -> None:
-    """Write ``df`` as CSV and as a Markdown table preceded by its caption.
+                caption: str, floatfmt: str = ".3f", md_df: pd.DataFrame | None = None) -> None:
+    """Write ``df`` as CSV and as a Markdown table preceded by its caption (the Markdown shows
+    ``md_df`` instead when given: the same rows with cells formatted for reading).
 
     The caption should say what every column means, the data sizes and the device or judge
     used, so the Markdown file stands on its own.
     """
     with atomic_path(csv_path) as fh:
         df.to_csv(fh, index=False)
-    md = df.to_markdown(index=False, floatfmt=floatfmt) if len(df) else "_(no rows)_"
+    shown = df if md_df is None else md_df
+    md = shown.to_markdown(index=False, floatfmt=floatfmt) if len(shown) else "_(no rows)_"
     with atomic_path(md_path) as fh:
         fh.write(f"{caption.strip()}\n\n{md}\n")
 

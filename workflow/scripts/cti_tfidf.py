@@ -1,4 +1,4 @@
-"""Snakemake entry of cti_tfidf: fit the TF-IDF + one-vs-rest logistic regression baseline and answer the test subset."""
+"""Snakemake entry of cti_tfidf: fit the TF-IDF + one-vs-rest logistic regression baseline and answer its test items (the whole test split)."""
 
 from tinysec.cti.contestants import fit_tfidf
 from tinysec.io import script_logging
