@@ -1,8 +1,10 @@
-"""Small I/O helpers shared by every module: JSON/JSONL with clear errors, atomic writes, script logging."""
+"""Small I/O helpers shared by every module: JSON/JSONL with clear errors, data-file formats checked
+against their JSON schemas (``tinysec/schemas/<name>.schema.yaml``), atomic writes, script logging."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -54,6 +56,12 @@ def read_text(path: str | os.PathLike) -> str:
 
 def iter_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[dict]:
     """Yield one dict per non-blank line; errors name the file and the 1-based line."""
+    for _, obj in iter_jsonl_lines(path, allow_empty=allow_empty):
+        yield obj
+
+
+def iter_jsonl_lines(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, dict)`` per non-blank line (1-based, blank lines counted)."""
     path = Path(path)
     raw = read_bytes(path)
     if not raw.strip():
@@ -73,7 +81,7 @@ def iter_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> Iterator[d
             raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=lineno) from None
         if not isinstance(obj, dict):
             raise InputError(path, f"expected a JSON object, got {type(obj).__name__}", row=lineno)
-        yield obj
+        yield lineno, obj
 
 
 def read_jsonl(path: str | os.PathLike, allow_empty: bool = False) -> list[dict]:
@@ -88,6 +96,140 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg} at column {exc.colno}", row=exc.lineno) from None
+
+
+# ---------------------------------------------------------------- data-file formats
+#: Folder of the JSON schemas (draft 2020-12, YAML) of the data files that connect the sections;
+#: package data, so an installed ``tinysec`` checks its inputs without the repository.
+FORMATS_DIR = Path(__file__).resolve().parent / "schemas"
+_TYPE_WORDS = {"string": ("a string", "strings"), "integer": ("an integer", "integers"),
+               "number": ("a number", "numbers"), "boolean": ("true or false", "booleans"),
+               "object": ("an object", "objects"), "array": ("a list", "lists"), "null": ("null", "nulls")}
+
+
+def format_names() -> list[str]:
+    """Names of the data-file formats (``tinysec/schemas/<name>.schema.yaml``)."""
+    return sorted(p.name.removesuffix(".schema.yaml") for p in FORMATS_DIR.glob("*.schema.yaml"))
+
+
+@functools.lru_cache(maxsize=None)
+def format_validator(name: str):
+    """The cached draft 2020-12 validator of data-file format ``name`` (``$ref`` to sibling files resolved)."""
+    path = FORMATS_DIR / f"{name}.schema.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown data-file format {name!r}; known: {', '.join(format_names())}")
+    from .config import load_validator
+
+    return load_validator(path)
+
+
+def _key_path(parts: Iterable[Any]) -> str:
+    """``spans[2].start`` from ``['spans', 2, 'start']``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+
+
+def _shown(value: Any) -> str:
+    """A value as it is written in the file (JSON), cut to 80 characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bounds(schema: dict) -> str:
+    parts = [f"{op} {schema[key]}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
+                                                   ("maximum", "<="), ("exclusiveMaximum", "<")) if key in schema]
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+def describe_schema(schema: Any, plural: bool = False) -> str:
+    """What a (sub)schema accepts, in words: ``a non-empty list of strings``, ``one of 'a', 'b'``."""
+    if not isinstance(schema, dict):
+        return "anything" if schema is True else "nothing"
+    if "x-expected" in schema:  # a schema's own wording wins
+        return schema["x-expected"]
+    if "const" in schema:
+        return _shown(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) if isinstance(v, str) else _shown(v) for v in schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " or ".join(describe_schema(s, plural) for s in schema[key])
+    types = schema.get("type")
+    if types is None:
+        return "values" if plural else "a value"
+    return " or ".join(_describe_type(t, schema, plural) for t in ([types] if isinstance(types, str) else types))
+
+
+def _describe_type(kind: str, schema: dict, plural: bool) -> str:
+    word = _TYPE_WORDS[kind][1 if plural else 0]
+    if kind == "string" and schema.get("minLength", 0) >= 1:
+        word = "non-empty strings" if plural else "a non-empty string"
+    elif kind == "array":
+        if schema.get("minItems", 0) >= 1:
+            word = "non-empty lists" if plural else "a non-empty list"
+        if isinstance(schema.get("items"), dict) and ("type" in schema["items"] or "x-expected" in schema["items"]):
+            word += " of " + describe_schema(schema["items"], plural=True)
+    elif kind == "object" and schema.get("required"):
+        word += " with " + ", ".join(repr(k) for k in schema["required"])
+    return word + _bounds(schema)
+
+
+def _missing_key(error) -> str:
+    missing = [k for k in error.validator_value if k not in error.instance]
+    return next((k for k in missing if error.message.startswith(repr(k))), missing[0])
+
+
+def _explain(error) -> tuple[str | None, str]:
+    """``(field, message)`` of one jsonschema error, in the words of :class:`InputError`."""
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        key = _missing_key(error)
+        sub = (error.schema.get("properties") or {}).get(key)
+        return _key_path(path + [key]), "missing field" + (f", expected {describe_schema(sub)}" if sub else "")
+    if error.validator == "additionalProperties":
+        allowed = set(error.schema.get("properties") or {})
+        extra = sorted(k for k in error.instance if k not in allowed)
+        return _key_path(path + extra[:1]), f"unknown field(s) {extra}; allowed: {', '.join(sorted(allowed))}"
+    if error.validator in ("minItems", "maxItems", "uniqueItems", "minProperties"):
+        return _key_path(path) or None, error.message
+    return _key_path(path) or None, f"expected {describe_schema(error.schema)}, got {_shown(error.instance)}"
+
+
+def _error_rank(error, schema: dict) -> tuple[int, int]:
+    """Report the error of the field listed first in the schema, the shallowest one first."""
+    path = list(error.absolute_path)
+    top = path[0] if path else (_missing_key(error) if error.validator == "required" else None)
+    order = list(schema.get("properties") or {})
+    return (order.index(top) if top in order else len(order), len(path))
+
+
+def record_problem(row: Any, name: str) -> tuple[str | None, str] | None:
+    """``(field, message)`` of the first way ``row`` breaks format ``name``; None when it fits."""
+    validator = format_validator(name)
+    errors = list(validator.iter_errors(row))
+    if not errors:
+        return None
+    return _explain(min(errors, key=lambda e: _error_rank(e, validator.schema)))
+
+
+def check_record(row: Any, name: str, path: str | os.PathLike, row_no: int | None = None) -> dict:
+    """Return ``row`` when it fits format ``name``, else raise :class:`InputError` naming ``path``,
+    ``row_no`` and the field (``spans[2].start``), e.g. ``field 'labels': expected a list of strings, got 'x'``."""
+    problem = record_problem(row, name)
+    if problem is not None:
+        field, message = problem
+        raise InputError(path, message, row=row_no, field=field)
+    return row
+
+
+def iter_records(path: str | os.PathLike, name: str, allow_empty: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line number, row)`` of a JSONL file, each row checked against format ``name``."""
+    for lineno, row in iter_jsonl_lines(path, allow_empty=allow_empty):
+        yield lineno, check_record(row, name, path, lineno)
+
+
+def read_records(path: str | os.PathLike, name: str, allow_empty: bool = False) -> list[dict]:
+    """The rows of a JSONL file, each checked against data-file format ``name`` (see :func:`check_record`)."""
+    return [row for _, row in iter_records(path, name, allow_empty=allow_empty)]
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -73,28 +73,13 @@ import datetime as _dt
 import os
 from typing import Any, Iterable
 
-from ..io import InputError, iter_jsonl, read_json
+from ..io import InputError, check_record, iter_jsonl_lines, read_json
 
 SOURCES = ("dns", "whois", "shodan", "nmap")
 ENTITY_TYPES = ("ORG", "DOMAIN", "IP", "SOFTWARE", "SERVICE", "VERSION")
 OPTIONAL_ENTITY_TYPES = ("PORT", "OS", "STATE")
 ALL_ENTITY_TYPES = ENTITY_TYPES + OPTIONAL_ENTITY_TYPES
 TOOLS = {"dns": "dnspython", "whois": "python-whois", "shodan": "shodan", "nmap": "nmap"}
-
-FIELDS = {
-    "id": str, "source": str, "target": str, "collected_at": str, "tool": str,
-    "tool_version": str, "synthetic": bool, "raw": str, "parsed": dict, "gold_entities": list,
-}
-
-PARSED_KEYS = {
-    "dns": ("domain", "nameserver", "answers", "status"),
-    "whois": ("domain", "registrar", "organization", "name_servers", "creation_date",
-              "expiration_date", "updated_date", "country", "emails", "error"),
-    "shodan:host": ("kind", "ip", "found", "org", "isp", "asn", "os", "country", "hostnames",
-                    "domains", "ports", "vulns", "services"),
-    "shodan:search": ("kind", "query", "total", "matches"),
-    "nmap": ("args", "scanner_version", "hosts"),
-}
 
 
 def utc_now() -> str:
@@ -107,50 +92,16 @@ def record_id(source: str, target: str) -> str:
     return f"{source}:{target}"
 
 
-def parsed_schema_key(source: str, parsed: dict) -> str:
-    """Key into PARSED_KEYS for a source's parsed form (shodan has two kinds)."""
-    if source == "shodan":
-        return f"shodan:{parsed.get('kind')}"
-    return source
-
-
 def validate_record(rec: Any, path: str | os.PathLike = "<record>", row: int | None = None) -> dict:
-    """Check a record's fields and types; raise :class:`InputError` naming path, row and field."""
-    if not isinstance(rec, dict):
-        raise InputError(path, f"expected a JSON object, got {type(rec).__name__}", row=row)
-    for name, typ in FIELDS.items():
-        if name not in rec:
-            raise InputError(path, "missing field", row=row, field=name)
-        if not isinstance(rec[name], typ):
-            raise InputError(path, f"expected {typ.__name__}, got {type(rec[name]).__name__}",
-                             row=row, field=name)
-    extra = sorted(set(rec) - set(FIELDS))
-    if extra:
-        raise InputError(path, f"unknown field(s) {extra}", row=row, field=extra[0])
-    if rec["source"] not in SOURCES:
-        raise InputError(path, f"unknown source {rec['source']!r} (expected one of {SOURCES})",
-                         row=row, field="source")
+    """Check a record against format ``osint_record`` (``tinysec/schemas/osint_record.schema.yaml``:
+    fields, types, parsed keys per source, gold entity types) and its ISO 8601 ``collected_at``;
+    raise :class:`InputError` naming path, row and field."""
+    check_record(rec, "osint_record", path, row)
     try:
         _dt.datetime.fromisoformat(rec["collected_at"].replace("Z", "+00:00"))
     except ValueError:
         raise InputError(path, f"not an ISO 8601 time: {rec['collected_at']!r}", row=row,
                          field="collected_at") from None
-    key = parsed_schema_key(rec["source"], rec["parsed"])
-    if key not in PARSED_KEYS:
-        raise InputError(path, f"unknown shodan kind {rec['parsed'].get('kind')!r}", row=row,
-                         field="parsed.kind")
-    missing = [k for k in PARSED_KEYS[key] if k not in rec["parsed"]]
-    if missing:
-        raise InputError(path, f"parsed form of {key} lacks {missing}", row=row,
-                         field=f"parsed.{missing[0]}")
-    for i, ent in enumerate(rec["gold_entities"]):
-        if not (isinstance(ent, dict) and isinstance(ent.get("type"), str)
-                and isinstance(ent.get("text"), str) and ent["text"]):
-            raise InputError(path, f"gold entity {i} must be {{type: str, text: non-empty str}}",
-                             row=row, field="gold_entities")
-        if ent["type"] not in ALL_ENTITY_TYPES:
-            raise InputError(path, f"gold entity {i} has unknown type {ent['type']!r}", row=row,
-                             field="gold_entities")
     return rec
 
 
@@ -186,7 +137,7 @@ def load_record(path: str | os.PathLike) -> dict:
 def iter_records(path: str | os.PathLike) -> Iterable[dict]:
     """Yield validated records of a records.jsonl file; errors name the line and field."""
     seen: set[str] = set()
-    for row, rec in enumerate(iter_jsonl(path), start=1):
+    for row, rec in iter_jsonl_lines(path):
         validate_record(rec, path, row)
         if rec["id"] in seen:
             raise InputError(path, f"duplicate id {rec['id']!r}", row=row, field="id")

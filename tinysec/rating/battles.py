@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io import InputError, iter_jsonl
+from ..io import InputError, check_record, iter_jsonl
 
 WINS = ("model_a", "model_b", "tie")
 OUTCOME_KEYS = ("win", "winner")  # HackMentor writes 'win', FastChat 'winner'
@@ -19,15 +19,12 @@ _ALIASES = {"tie (bothbad)": "tie", "tie (both bad)": "tie"}
 
 
 def outcome(row: dict, path: str | os.PathLike, row_no: int) -> tuple[str, str]:
-    """``(outcome, key it was read from)`` of one battle row; errors name the file, row and field."""
+    """``(outcome, key it was read from)`` of one battle row already checked against format
+    ``battles`` (outcome values); errors name the file, row and field."""
     keys = [k for k in OUTCOME_KEYS if k in row]
     if not keys:
         raise InputError(path, "no outcome: expected a 'win' or 'winner' field", row=row_no, field="win")
-    values = {k: _ALIASES.get(row[k], row[k]) if isinstance(row[k], str) else row[k] for k in keys}
-    for key, win in values.items():
-        if win not in WINS:
-            raise InputError(path, f"'{key}' must be one of {', '.join(WINS)} or 'tie (bothbad)', "
-                                   f"got {row[key]!r}", row=row_no, field=key)
+    values = {k: _ALIASES.get(row[k], row[k]) for k in keys}
     if len(set(values.values())) > 1:
         raise InputError(path, f"'win' ({row['win']!r}) and 'winner' ({row['winner']!r}) disagree",
                          row=row_no, field="winner")
@@ -59,10 +56,9 @@ class Battles:
         a, b, s, keys = [], [], [], Counter()
         for row_no, row in enumerate(rows, start=1):
             pair = []
+            check_record(row, "battles", path, row_no)
             for key in ("model_a", "model_b"):
-                name = row.get(key)
-                if not isinstance(name, str) or not name:
-                    raise InputError(path, f"'{key}' must be a non-empty string, got {name!r}", row=row_no, field=key)
+                name = row[key]
                 if name not in index:
                     index[name] = len(names)
                     names.append(name)
