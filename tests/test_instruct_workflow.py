@@ -64,7 +64,7 @@ def test_adding_a_reference_generates_only_its_answers(tiny_run, tmp_path):
                         configfile=path).stdout
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", out, flags=re.M))
     assert jobs.get("generate_base") == "1" and jobs.get("prepare_model") == "1", out
-    for rule in ("instruct_data", "train_lora", "train_full", "generate_lora", "generate_full", "finetune_time_table"):
+    for rule in ("instruct_data", "train_lora", "train_full", "generate_finetuned", "finetune_time_table"):
         assert rule not in jobs, (rule, out)
 
 

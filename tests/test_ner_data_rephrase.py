@@ -117,7 +117,7 @@ def test_paraphrase_filter_keeps_only_similar_complete_paraphrases(samples):
     def similarity(a, b):
         return np.array([0.5 if t.startswith("Unrelated") else 0.9 for t in b])
 
-    kept, stats = paraphrase_perturb(rows, rewriter, similarity, threshold=0.82)
+    kept, stats = paraphrase_perturb(rows, rewriter, similarity, threshold=0.82, min_length_ratio=0.6)
     assert [k["orig_id"] for k in kept] == [f"{s['id']}-ok"]
     assert stats.as_dict() == {"requested": 4, "kept": 1, "low_similarity": 1, "missing_entity": 1,
                                "truncated": 1, "mean_similarity": pytest.approx(0.8)}
@@ -152,7 +152,8 @@ def test_paraphrase_rows_with_a_tiny_local_model_and_encoder(tmp_path, samples):
 
     llm = build_random_model("llama", tmp_path / "llm", hidden=32, layers=1, heads=2)
     enc = build_random_model("bert", tmp_path / "enc", hidden=32, layers=1, heads=2)
-    kept, stats = paraphrase_rows(samples[:2], {"threshold": 0.82, "max_new_tokens": 8},
+    cfg = {"threshold": 0.82, "min_length_ratio": 0.6, "max_new_tokens": 8, "max_samples": 0}
+    kept, stats = paraphrase_rows(samples[:2], cfg,
                                   {"source": "random:llama"}, str(llm), str(enc))
     assert stats["requested"] == 2 and stats["kept"] == len(kept)
     assert stats["kept"] + stats["low_similarity"] + stats["missing_entity"] + stats["truncated"] == 2

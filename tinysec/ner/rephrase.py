@@ -203,7 +203,7 @@ class ParaphraseStats:
 
 
 def paraphrase_perturb(samples: Sequence[dict], rewriter: Rewriter, similarity: Callable[[list[str], list[str]], Any],
-                       threshold: float = 0.82, min_length_ratio: float = 0.6) -> tuple[list[dict], ParaphraseStats]:
+                       threshold: float, min_length_ratio: float) -> tuple[list[dict], ParaphraseStats]:
     """Paraphrase each sample once and keep those passing the semantic and syntactic filters.
 
     ``similarity(a, b)`` returns the cosine similarity of ``a[i]`` and ``b[i]`` (e.g.
@@ -242,16 +242,19 @@ def paraphrase_perturb(samples: Sequence[dict], rewriter: Rewriter, similarity: 
 # ---------------------------------------------------------------- rule jobs
 def paraphrase_rows(samples: Sequence[dict], cfg: Mapping[str, Any], llm_entry: Mapping[str, Any],
                     llm_dir: str | None, embedder_dir: str, seed: int = 0) -> tuple[list[dict], dict]:
-    """Paraphrase (at most ``cfg['max_samples']``) samples with the configured model; filtered rows + stats."""
+    """Paraphrase (at most ``cfg['max_samples']``; 0: all) samples with the configured model; filtered rows + stats.
+
+    ``cfg`` is the validated ``ner_data.paraphrase`` block (``threshold``, ``min_length_ratio``,
+    ``max_new_tokens``, ``max_samples``)."""
     from ..models.embed import SentenceEmbedder
 
     todo = [s for s in samples if s["spans"]]
-    if cfg.get("max_samples"):
+    if cfg["max_samples"]:
         todo = todo[:cfg["max_samples"]]
-    rewriter = make_rewriter(llm_entry, llm_dir, int(cfg.get("max_new_tokens", 256)), seed)
+    rewriter = make_rewriter(llm_entry, llm_dir, int(cfg["max_new_tokens"]), seed)
     embedder = SentenceEmbedder(embedder_dir)
-    kept, stats = paraphrase_perturb(todo, rewriter, embedder.similarity, float(cfg.get("threshold", 0.82)),
-                                     float(cfg.get("min_length_ratio", 0.6)))
+    kept, stats = paraphrase_perturb(todo, rewriter, embedder.similarity, float(cfg["threshold"]),
+                                     float(cfg["min_length_ratio"]))
     log.info("paraphrases kept: %d of %d", stats.kept, stats.requested)
     return kept, stats.as_dict()
 

@@ -16,7 +16,7 @@ with script_logging(snakemake) as log:
 
         torch.set_num_threads(snakemake.threads)
 
-        with claim_gpus(snakemake.resources.get("gpu", 0)):
+        with claim_gpus(snakemake.resources.gpu):
             kept, pstats = paraphrase_rows(train, p.paraphrase, p.llm_entry, snakemake.input.get("llm"),
                                            snakemake.input.embedder, p.seed)
         rows += kept

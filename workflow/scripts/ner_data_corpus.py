@@ -13,7 +13,7 @@ with script_logging(snakemake) as log:
         import torch
 
         torch.set_num_threads(snakemake.threads)
-        n_gpus = snakemake.resources.get("gpu", 0)
+        n_gpus = snakemake.resources.gpu
     with claim_gpus(n_gpus):
         rewriter = (make_rewriter(p.llm_entry, snakemake.input.get("llm"), rephrase["max_new_tokens"], p.seed)
                     if rephrase["enabled"] else None)

@@ -8,7 +8,7 @@ from tinysec.ner.rephrase import paraphrase_job
 
 with script_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    with claim_gpus(snakemake.resources.get("gpu", 0)):
+    with claim_gpus(snakemake.resources.gpu):
         stats = paraphrase_job(snakemake.input.test, snakemake.output.perturbed, snakemake.output.stats,
                                snakemake.params.paraphrase, snakemake.params.llm_entry,
                                snakemake.input.get("llm"), snakemake.input.embedder, snakemake.params.seed)

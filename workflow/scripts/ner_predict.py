@@ -10,7 +10,7 @@ from tinysec.ner.postprocess import PostprocessSettings
 
 with script_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    with claim_gpus(snakemake.resources.get("gpu", 0)):
+    with claim_gpus(snakemake.resources.gpu):
         n = predict_testsets(
             snakemake.input.model,
             {name: snakemake.input[name] for name in snakemake.params.testsets},

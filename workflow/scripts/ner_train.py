@@ -9,7 +9,7 @@ from tinysec.ner.train import TrainSettings, train_tagger
 
 with script_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)
-    with claim_gpus(snakemake.resources.get("gpu", 0)):
+    with claim_gpus(snakemake.resources.gpu):
         train_tagger(
             snakemake.input.encoder,
             snakemake.input.train,
