@@ -128,7 +128,7 @@ def test_ner_methods_testsets_and_variant_settings(sections):
     assert [m["variant"] for m in ner.prf_methods()] == ["baseline", "robust"]
     assert ner.main_methods(["robust"])[0]["predictions"] == f"results/ner/pred/{cfg['ner']['encoder']}/robust.jsonl"
     assert ner.ablation_variants() == ["robust", *cfg["ner"]["ablations"]]
-    assert ner.train_inputs("tiny-bert", "baseline").keys() == {"encoder", "train"}
+    assert ner.train_inputs("tiny-bert", "baseline").keys() == {"encoder", "train", "val"}
     assert "adv" in ner.train_inputs("tiny-bert", "robust")
     robust = ner.train_settings("robust")
     assert robust["consistency"] == cfg["ner"]["robust"]["consistency"] and robust["adv_samples"]

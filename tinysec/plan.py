@@ -444,7 +444,8 @@ class Ner:
         return unique([self.cfg["encoder"], *self.cfg["encoder_variants"]])
 
     def train_inputs(self, encoder: str, variant: str) -> dict:
-        inputs = {"encoder": self.models.path(encoder), "train": f"{NER_DATA}/train.jsonl"}
+        inputs = {"encoder": self.models.path(encoder), "train": f"{NER_DATA}/train.jsonl",
+                  "val": f"{NER_DATA}/val.jsonl"}
         if variant not in ("baseline", "no-adv-samples"):
             inputs["adv"] = f"{NER_DATA}/train.adv.jsonl"
         return inputs

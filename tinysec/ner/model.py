@@ -7,8 +7,9 @@ Words the tokenizer turns into no subword at all (e.g. a lone zero-width charact
 end of the sequence (they are predicted ``O``).
 
 A trained tagger folder is a standard ``save_pretrained`` encoder folder (config, weights,
-tokenizer) plus ``crf_head.safetensors`` (head and CRF weights) and ``tagger.json`` (labels,
-max length, dropout).
+tokenizer) plus ``crf_head.safetensors`` (head and CRF weights), ``tagger.json`` (labels,
+max length, dropout) and, when a temperature was fitted, ``calibration.json``
+(:mod:`tinysec.ner.calibration`; without it the confidences are uncalibrated, T = 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from torch import nn
 from torchcrf import CRF
 
 from ..io import InputError
+from .calibration import read_temperature
 
 HEAD_FILE = "crf_head.safetensors"
 META_FILE = "tagger.json"
@@ -88,27 +90,30 @@ def encode_words(tokenizer, sentences: list[list[str]], max_length: int) -> Word
 
 
 # ---------------------------------------------------------------- CRF inference, vectorised over the batch
-def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Posterior P(y_t = k | x) of every word and tag by forward-backward in log space.
 
-    ``emissions`` is (B, W, K), ``mask`` (B, W) contiguous with its first column on. Rows sum to 1
-    at unmasked positions; masked positions are 0.
+    ``emissions`` is (B, W, K), ``mask`` (B, W) contiguous with its first column on. Every score
+    (emissions, start, end, transitions) is divided by ``temperature`` first (temperature scaling,
+    :mod:`tinysec.ner.calibration`). Rows sum to 1 at unmasked positions; masked positions are 0.
     """
     B, W, K = emissions.shape
     mask = mask.bool()
-    trans = crf.transitions
-    alphas = [crf.start_transitions + emissions[:, 0]]
+    t_inv = 1.0 / temperature
+    emissions = emissions * t_inv
+    trans, start, end = crf.transitions * t_inv, crf.start_transitions * t_inv, crf.end_transitions * t_inv
+    alphas = [start + emissions[:, 0]]
     for t in range(1, W):
         nxt = torch.logsumexp(alphas[-1].unsqueeze(2) + trans.unsqueeze(0), dim=1) + emissions[:, t]
         alphas.append(torch.where(mask[:, t, None], nxt, alphas[-1]))
-    betas = [crf.end_transitions.expand(B, K)]
+    betas = [end.expand(B, K)]
     for t in range(W - 2, -1, -1):
         nxt = torch.logsumexp(trans.unsqueeze(0) + (emissions[:, t + 1] + betas[0]).unsqueeze(1), dim=2)
-        betas.insert(0, torch.where(mask[:, t + 1, None], nxt, crf.end_transitions.expand(B, K)))
+        betas.insert(0, torch.where(mask[:, t + 1, None], nxt, end.expand(B, K)))
     alpha = torch.stack(alphas, 1)
     beta = torch.stack(betas, 1)
-    log_z = torch.logsumexp(alphas[-1] + crf.end_transitions, dim=1)  # alphas[-1] carries the last valid step
-    marg = torch.exp(alpha + beta - log_z[:, None, None])
+    log_z = torch.logsumexp(alphas[-1] + end, dim=1)  # alphas[-1] carries the last valid step
+    marg = torch.exp(alpha + beta - log_z[:, None, None]).clamp(max=1.0)  # fp rounding can exceed 1 by ~1e-5
     return marg * mask.unsqueeze(-1)
 
 
@@ -147,6 +152,7 @@ class EncoderCRFTagger(nn.Module):
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(encoder.config.hidden_size, len(self.labels))
         self.crf = CRF(len(self.labels), batch_first=True)
+        self.temperature = 1.0  # CRF-score temperature of the confidences (calibration.json; 1 = uncalibrated)
 
     @classmethod
     def from_encoder(cls, path: str | os.PathLike, labels: list[str], attention_dropout: float | None = None,
@@ -177,15 +183,29 @@ class EncoderCRFTagger(nn.Module):
 
     @torch.inference_mode()
     def predict(self, batch: WordBatch) -> tuple[list[list[int]], list[list[float]]]:
-        """Viterbi tag ids and, per word, the CRF marginal probability of the chosen tag."""
+        """Viterbi tag ids and, per word, the calibrated CRF marginal probability of the chosen tag
+        (marginals at the tagger's fitted ``temperature``)."""
+        paths, probs, _raw = self.predict_calibrated(batch)
+        return paths, probs
+
+    @torch.inference_mode()
+    def predict_calibrated(self, batch: WordBatch) -> tuple[list[list[int]], list[list[float]], list[list[float]]]:
+        """Viterbi tag ids, per-word marginals of the chosen tag at the fitted ``temperature``, and
+        the same marginals at temperature 1 (uncalibrated; the same lists when ``temperature`` is 1)."""
         em = self.emissions(batch)
         paths = viterbi_decode(self.crf, em, batch.word_mask)
-        marg = crf_marginals(self.crf, em, batch.word_mask)
+        calibrated = self._path_marginals(em, batch.word_mask, paths, self.temperature)
+        raw = calibrated if self.temperature == 1.0 else self._path_marginals(em, batch.word_mask, paths, 1.0)
+        return paths, calibrated, raw
+
+    def _path_marginals(self, em: torch.Tensor, mask: torch.Tensor, paths: list[list[int]],
+                        temperature: float) -> list[list[float]]:
+        marg = crf_marginals(self.crf, em, mask, temperature)
         probs = []
         for b, path in enumerate(paths):
             idx = torch.tensor(path, device=marg.device)
             probs.append(marg[b, torch.arange(len(path), device=marg.device), idx].tolist())
-        return paths, probs
+        return probs
 
     # ------------------------------------------------------------ persistence
     def save(self, out_dir: str | os.PathLike, tokenizer, meta: dict | None = None) -> Path:
@@ -228,7 +248,8 @@ class EncoderCRFTagger(nn.Module):
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise InputError(path, f"cannot load the tagger ({type(exc).__name__}: {str(exc)[:300]}); "
                                    f"{rebuild_hint(path)}") from None
-        return model.to(device).eval(), tokenizer, meta
+        model.temperature = read_temperature(path)
+        return model.to(device).eval(), tokenizer, {**meta, "temperature": model.temperature}
 
 
 def rebuild_hint(folder: Path) -> str:

@@ -5,7 +5,8 @@ split into words (:func:`tinysec.ner.tokenize.word_spans`) and tagged; the entit
 normalised text are then
 
 1. scored: an entity's confidence is the mean, over its words, of the CRF marginal probability
-   (forward-backward) of the tag the Viterbi path gave that word;
+   (forward-backward) of the tag the Viterbi path gave that word, at the tagger's fitted
+   temperature (:mod:`tinysec.ner.calibration`; ``confidence_raw`` is the same at temperature 1);
 2. thresholded: below ``threshold`` (the study's 0.85) the entity is dropped, or kept with
    ``flagged: true`` when ``low_confidence == "flag"``;
 3. validated: an entity whose type has patterns (``type_patterns``) must match one of them,
@@ -76,6 +77,7 @@ class Entity:
     text: str
     confidence: float
     flagged: bool = False
+    confidence_raw: float | None = None  # uncalibrated (temperature 1) confidence, when the tagger has a temperature
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +134,16 @@ def select_entities(text: str, words: list[tuple[int, int]], tags: list[str], pr
     return kept, rejected
 
 
+def _add_raw_confidence(kept: list[Entity], rejected: list[dict], words: list[tuple[int, int]], tags: list[str],
+                        raw_probs: list[float]) -> None:
+    """Set ``confidence_raw`` (the entity's mean temperature-1 marginal) on kept and rejected entities."""
+    raw = {(words[a][0], words[b - 1][1], typ): round(c, 4) for a, b, typ, c in path_entities(tags, raw_probs)}
+    for ent in kept:
+        ent.confidence_raw = raw.get((ent.start, ent.end, ent.type))
+    for rej in rejected:
+        rej["confidence_raw"] = raw.get((rej["start"], rej["end"], rej["type"]))
+
+
 class Tagger:
     """Text in, entities out: identification (normalise), words, encoder+CRF, post-processing."""
 
@@ -165,12 +177,13 @@ class Tagger:
             idx = order[s:s + self.batch_size]
             batch = encode_words(self.tokenizer, [[p[2][a:b] for a, b in p[3]] for p in (prepared[i] for i in idx)],
                                  self.max_length).to(self.device)
-            paths, probs = self.model.predict(batch)
+            paths, probs, raw = self.model.predict_calibrated(batch)
             for k, i in enumerate(idx):
                 text, norm, ntext, words = prepared[i]
                 n = min(len(words), len(paths[k]))
                 tags = [self.model.labels[t] for t in paths[k][:n]]
                 kept, rejected = select_entities(ntext, words[:n], tags, probs[k][:n], self.settings)
+                _add_raw_confidence(kept, rejected, words[:n], tags, raw[k][:n])
                 results[i] = {"entities": [self._to_original(e, text, norm).as_dict() for e in kept],
                               "rejected": [self._reject_to_original(r, text, norm) for r in rejected],
                               "n_words": len(words), "n_tagged": n}
@@ -181,7 +194,7 @@ class Tagger:
         if norm is None:
             return ent
         start, end = norm.original_span(ent.start, ent.end)
-        return Entity(start, end, ent.type, text[start:end], ent.confidence, ent.flagged)
+        return Entity(start, end, ent.type, text[start:end], ent.confidence, ent.flagged, ent.confidence_raw)
 
     @staticmethod
     def _reject_to_original(rej: dict, text: str, norm) -> dict:

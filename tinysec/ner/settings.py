@@ -24,7 +24,9 @@ NER_SCHEMA = CONFIG / "schema" / "ner.schema.yaml"
 class TrainSettings:
     """Hyper-parameters and robust-training switches of one tagger."""
 
-    epochs: int = 3
+    epochs: int = 3                     # at most; fewer when early stopping on validation F1 ends it
+    patience: int = 2                   # epochs without a val-F1 improvement before stopping (0 = never early)
+    max_val_rows: int | None = None     # seeded source-stratified sample of the validation rows
     batch_size: int = 16
     lr: float = 2e-5
     head_lr: float = 1e-3

@@ -15,7 +15,10 @@ that is on and variants exist). Every component is a switch of :class:`TrainSett
 how the ablation variants are built (:func:`variant_settings`).
 
 Full-parameter fine-tuning with AdamW, linear warm-up then linear decay, seeded; the head and
-CRF get their own (larger) learning rate because they start from random weights. bf16 autocast
+CRF get their own (larger) learning rate because they start from random weights. Given a
+validation file, training stops early on validation F1 (``patience``, at most ``epochs``), keeps
+the best epoch's weights, writes the learning curve to ``train_metrics.json`` and fits the
+confidence temperature (``calibration.json``). bf16 autocast
 only on CUDA; fp32 on CPU.
 """
 
@@ -245,42 +248,124 @@ def _batch_loss(run: _Run, rows: list[dict]) -> tuple[torch.Tensor, dict]:
     return loss, parts
 
 
-def _run_epochs(run: _Run, pool: list[dict], optim, sched, total_steps: int, name: str) -> list[dict]:
-    """All epochs of length-grouped mini-batches; returns the per-step loss history."""
+def _train_epoch(run: _Run, pool: list[dict], optim, sched, masker, epoch: int, progress) -> list[dict]:
+    """One pass of length-grouped mini-batches; returns its per-step loss history."""
+    s = run.settings
+    run.model.train()
+    history = []
+    for batch_idx in length_grouped_batches([len(r["tokens"]) for r in pool], s.batch_size, run.rng):
+        loss, parts = _batch_loss(run, [pool[j] for j in batch_idx])
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if masker is not None:
+            parts["masked_share"] = masker()
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), s.max_grad_norm)
+        optim.step()
+        sched.step()
+        history.append({"epoch": epoch, "loss": loss.item(), **parts})
+        progress.update(1)
+        progress.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+    return history
+
+
+@torch.no_grad()
+def _val_outputs(run: _Run, rows: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(fp32 emissions, word mask, gold tag ids)`` of the validation rows, in eval mode, batched."""
+    run.model.eval()
+    out = []
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["tokens"]))
+    for k in range(0, len(order), run.settings.batch_size):
+        chunk = [rows[i] for i in order[k:k + run.settings.batch_size]]
+        batch = encode_words(run.tokenizer, [r["tokens"] for r in chunk], run.settings.max_length).to(run.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.use_bf16):
+            em = run.model.emissions(batch).float()
+        out.append((em, batch.word_mask, _tag_tensor(chunk, run.label_ids, em.size(1)).to(run.device)))
+    return out
+
+
+def _word_entities(tags: list[str]) -> list[dict]:
+    from .metrics import strict_word_spans
+
+    return [{"start": a, "end": b, "type": t} for a, b, t in strict_word_spans(tags)]
+
+
+def validate(run: _Run, rows: list[dict]) -> dict:
+    """Strict entity-level F1 (word spans, Viterbi paths; words cut off by ``max_length`` count as O)
+    and mean loss of the model on the validation rows."""
+    from .metrics import span_scores
+    from .model import viterbi_decode
+
+    labels = run.model.labels
+    gold, pred, loss = [], [], 0.0
+    for em, mask, tags in _val_outputs(run, rows):
+        loss += float(run.model.loss(em, tags, mask)) * em.size(0)
+        for b, path in enumerate(viterbi_decode(run.model.crf, em, mask)):
+            gold.append(_word_entities([labels[int(t)] for t in tags[b, :len(path)]]))
+            pred.append(_word_entities([labels[t] for t in path]))
+    return {"val_f1": round(span_scores(gold, pred)["ALL"]["f1"], 4), "val_loss": round(loss / max(len(rows), 1), 4)}
+
+
+def _run_epochs(run: _Run, pool: list[dict], val_rows: list[dict], optim, sched, total_steps: int,
+                name: str) -> tuple[list[dict], list[dict]]:
+    """Up to ``epochs`` passes; with validation rows, each epoch is scored (val F1, then val loss
+    breaking ties), the best epoch's weights are restored at the end, and training stops after
+    ``patience`` epochs without improvement (``patience`` 0: never early). Returns the per-step
+    loss history and the learning curve (per epoch: train loss, val F1/loss, seconds)."""
     from tqdm.auto import tqdm
 
     s = run.settings
     masker = GradientMasker(run.model.parameters(), s.grad_mask_quantile, s.grad_mask_momentum, seed=s.seed) \
         if s.grad_mask else None
-    run.model.train()
-    history = []
+    history, curve = [], []
+    best_key, best_state, stale = None, None, 0
     progress = tqdm(total=total_steps, desc=f"train {name}", mininterval=5)
     for epoch in range(s.epochs):
-        for batch_idx in length_grouped_batches([len(r["tokens"]) for r in pool], s.batch_size, run.rng):
-            loss, parts = _batch_loss(run, [pool[j] for j in batch_idx])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            if masker is not None:
-                parts["masked_share"] = masker()
-            torch.nn.utils.clip_grad_norm_(run.model.parameters(), s.max_grad_norm)
-            optim.step()
-            sched.step()
-            history.append({"epoch": epoch, "loss": loss.item(), **parts})
-            progress.update(1)
-            progress.set_postfix(loss=f"{history[-1]['loss']:.3f}")
+        t0 = time.perf_counter()
+        steps = _train_epoch(run, pool, optim, sched, masker, epoch, progress)
+        history += steps
+        point = {"epoch": epoch + 1, "train_loss": round(sum(h["loss"] for h in steps) / max(len(steps), 1), 4),
+                 "train_seconds": round(time.perf_counter() - t0, 2)}
+        if val_rows:
+            t1 = time.perf_counter()
+            point.update(validate(run, val_rows), val_seconds=round(time.perf_counter() - t1, 2))
+            key = (point["val_f1"], -point["val_loss"])
+            if best_key is None or key > best_key:
+                best_key, stale = key, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+            else:
+                stale += 1
+        point["seconds"] = round(time.perf_counter() - t0, 2)
+        curve.append(point)
+        log.info("epoch %d: %s", epoch + 1, point)
+        if val_rows and s.patience and stale >= s.patience:
+            log.info("early stop after epoch %d: val F1 has not improved for %d epochs", epoch + 1, stale)
+            break
     progress.close()
-    return history
+    if best_state is not None:
+        run.model.load_state_dict(best_state)
+    run.model.eval()
+    return history, curve
 
 
-def _metrics(run: _Run, history: list[dict], seconds: float, steps_per_epoch: int, clean: list[dict]) -> dict:
-    """The ``train_metrics.json`` of a finished run."""
+def _metrics(run: _Run, history: list[dict], curve: list[dict], seconds: float, steps_per_epoch: int,
+             clean: list[dict]) -> dict:
+    """The ``train_metrics.json`` of a finished run (``curve``: the per-epoch learning curve)."""
     s = run.settings
     first = history[:steps_per_epoch]
     last = history[-steps_per_epoch:] if history else []
+    scored = [p for p in curve if "val_f1" in p]
+    best = max(scored, key=lambda p: (p["val_f1"], -p["val_loss"])) if scored else None
     return {
         "seconds": round(seconds, 2),
         "steps": len(history),
-        "epochs": s.epochs,
+        "epochs": len(curve),
+        "max_epochs": s.epochs,
+        "patience": s.patience,
+        "best_epoch": best["epoch"] if best else len(curve),
+        "best_val_f1": best["val_f1"] if best else None,
+        "stopped_early": len(curve) < s.epochs,
+        "seconds_per_epoch": round(sum(p["seconds"] for p in curve) / max(len(curve), 1), 2),
+        "curve": curve,
         "train_sentences": len(clean),
         "adversarial_variants": sum(len(v) for v in run.variants.values()),
         "subword_tokens_seen": run.n_tokens,
@@ -295,10 +380,51 @@ def _metrics(run: _Run, history: list[dict], seconds: float, steps_per_epoch: in
     }
 
 
+def calibrate(run: _Run, val_rows: list[dict]) -> dict:
+    """Fit the temperature of the confidences on the validation rows (:mod:`tinysec.ner.calibration`)
+    and return ``calibration.json``: T, how it was fitted, and the validation NLL and entity-level
+    ECE before (T = 1) and after."""
+    from .calibration import ECE_BINS, fit_temperature, gold_nll
+
+    outputs = _val_outputs(run, val_rows)
+    temperature = fit_temperature(run.model.crf, outputs)
+    before, after = _val_ece(run, outputs, 1.0), _val_ece(run, outputs, temperature)
+    return {"temperature": round(temperature, 4), "fit": "minimum of the gold-tag marginal NLL on the validation set",
+            "val_sentences": len(val_rows), "val_entities": before["entities"], "ece_bins": ECE_BINS,
+            "val_nll_before": round(gold_nll(run.model.crf, outputs, 1.0), 4),
+            "val_nll_after": round(gold_nll(run.model.crf, outputs, temperature), 4),
+            "val_ece_before": before["ece"], "val_ece_after": after["ece"]}
+
+
+@torch.no_grad()
+def _val_ece(run: _Run, outputs, temperature: float) -> dict:
+    """Entity-level ECE of the Viterbi entities of ``outputs`` with marginals at ``temperature``."""
+    from .calibration import expected_calibration_error
+    from .model import crf_marginals, viterbi_decode
+    from .postprocess import path_entities
+
+    labels = run.model.labels
+    conf, correct = [], []
+    for em, mask, tags in outputs:
+        marg = crf_marginals(run.model.crf, em, mask, temperature)
+        for b, path in enumerate(viterbi_decode(run.model.crf, em, mask)):
+            gold = {(e["start"], e["end"], e["type"]) for e in _word_entities([labels[int(t)] for t in tags[b, :len(path)]])}
+            probs = [float(marg[b, w, k]) for w, k in enumerate(path)]
+            for a, e, typ, c in path_entities([labels[k] for k in path], probs):
+                conf.append(min(max(c, 0.0), 1.0))
+                correct.append((a, e, typ) in gold)
+    ece = expected_calibration_error(conf, correct)
+    return {"ece": None if ece is None else round(ece, 4), "entities": len(conf)}
+
+
 def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike, out_dir: str | os.PathLike,
                  labels: list[str], settings: TrainSettings, adv_path: str | os.PathLike | None = None,
-                 device: str = "cpu", meta: dict | None = None) -> dict:
-    """Train one tagger and save it to ``out_dir`` (with ``train_metrics.json``); returns the metrics."""
+                 device: str = "cpu", meta: dict | None = None, val_path: str | os.PathLike | None = None) -> dict:
+    """Train one tagger and save it to ``out_dir`` (with ``train_metrics.json``); returns the metrics.
+
+    With ``val_path`` (a corpus JSONL) training stops early on validation F1 and keeps the best
+    epoch (:func:`_run_epochs`), and a confidence temperature is fitted on the same rows and saved
+    as ``calibration.json``; without it every epoch runs and the confidences stay uncalibrated."""
     from transformers import get_linear_schedule_with_warmup
 
     s = settings
@@ -306,6 +432,7 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     torch.manual_seed(s.seed)
     label_ids = {t: i for i, t in enumerate(labels)}
     clean, variants, pool = _training_data(train_path, adv_path, label_ids, s)
+    val_rows = stratified_sample(load_rows(val_path, label_ids), s.max_val_rows, s.seed) if val_path else []
     model = EncoderCRFTagger.from_encoder(encoder_path, labels, s.attention_dropout, s.hidden_dropout).to(device)
     run = _Run(model, load_tokenizer(encoder_path), label_ids, s, device, variants, random.Random(s.seed),
                use_bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported())
@@ -317,11 +444,15 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
         torch.cuda.reset_peak_memory_stats()
 
     start = time.perf_counter()
-    history = _run_epochs(run, pool, optim, sched, total_steps, Path(out_dir).name)
+    history, curve = _run_epochs(run, pool, val_rows, optim, sched, total_steps, Path(out_dir).name)
     seconds = time.perf_counter() - start
-    model.eval()
     model.save(out_dir, run.tokenizer, {"max_length": s.max_length, "settings": dataclasses.asdict(s), **(meta or {})})
-    metrics = _metrics(run, history, seconds, steps_per_epoch, clean)
+    if val_rows:
+        from .calibration import CALIBRATION_FILE
+
+        write_json(Path(out_dir) / CALIBRATION_FILE, calibrate(run, val_rows))
+    metrics = _metrics(run, history, curve, seconds, steps_per_epoch, clean)
     write_json(Path(out_dir) / "train_metrics.json", metrics)
-    log.info("trained %s in %.1fs (%d steps, %.0f tokens/s)", out_dir, seconds, len(history), metrics["tokens_per_s"])
+    log.info("trained %s in %.1fs (%d epochs, %d steps, %.0f tokens/s)", out_dir, seconds, len(curve), len(history),
+             metrics["tokens_per_s"])
     return metrics

@@ -17,6 +17,7 @@ with script_logging(snakemake) as log:
             labels=snakemake.params.labels,
             settings=TrainSettings.from_dict(snakemake.params.settings),
             adv_path=snakemake.input.get("adv"),
+            val_path=snakemake.input.val,
             device=default_device(),
             meta={"encoder": snakemake.wildcards.ner_encoder, "variant": snakemake.wildcards.ner_variant},
         )
