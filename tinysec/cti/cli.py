@@ -11,11 +11,10 @@ atomically, create their folders, and may not be the gold file, a model-folder f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from ..io import InputError, atomic_path, check_outputs, read_jsonl, write_json, write_jsonl
+from ..io import InputError, atomic_path, check_outputs, iter_records, write_json, write_jsonl
 from .corpus import example_id, split_ids
 from .evaluate import score_answers
 from .predictor import answer, load_manifest, mapper_of
@@ -34,35 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", type=Path, default=None, help="write per-text predictions as JSONL here")
 
 
-def gold_ids(value, path: Path, lineno: int, key: str, task: str) -> list[str]:
-    """Label ids of one row's gold field: a non-empty list of non-empty strings, or a string of
-    ids separated by commas (also ``;``, ``|`` and, for techniques, spaces). Anything else
-    (null, empty, a number, an object, nested lists) raises :class:`InputError` naming path, row and field."""
-    expected = "a non-empty list of label ids or a comma-separated string of them"
-    if isinstance(value, list):
-        bad = [v for v in value if not isinstance(v, str) or not v.strip()]
-        if bad:
-            raise InputError(path, f"every label must be a non-empty string, got {bad[0]!r}", row=lineno, field=key)
-    elif not isinstance(value, str):
-        raise InputError(path, f"expected {expected}, got {json.dumps(value)}", row=lineno, field=key)
-    ids = split_ids(value, on_space=task == "technique")  # tactic names hold spaces
-    if not ids:
-        raise InputError(path, f"no gold labels: expected {expected}, got {json.dumps(value)}", row=lineno, field=key)
-    return ids
-
-
 def read_gold(path: Path, task: str, mapper) -> tuple[list[dict], list[list[str]], dict[str, list[int]]]:
     """Rows, canonical gold label sets and unknown labels (label -> line numbers) of a user JSONL."""
     rows, gold, unknown = [], [], {}
-    for lineno, rec in enumerate(read_jsonl(path), start=1):
-        text = rec.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(path, "missing or empty 'text'", row=lineno, field="text")
+    for lineno, rec in iter_records(path, "cti_gold"):  # text and label fields checked there
+        text = rec["text"]
         key = "labels" if "labels" in rec else label_field(task)
         if key not in rec:
             raise InputError(path, f"no gold labels: expected 'labels' or '{label_field(task)}'", row=lineno, field="labels")
         labels = []
-        for raw in gold_ids(rec[key], path, lineno, key, task):
+        for raw in split_ids(rec[key], on_space=task == "technique"):  # tactic names hold spaces
             mapped = mapper.map(raw)
             if len(mapped.labels) == 1 and not mapped.unmapped:
                 labels.append(mapped.labels[0])
