@@ -18,7 +18,7 @@ import os
 from collections import Counter
 from typing import Sequence
 
-from ..io import InputError, read_jsonl
+from ..io import InputError, iter_records
 from .cache import JudgmentCache
 from .judges import Judge, Judgment
 from .prompt import PairTask
@@ -29,46 +29,28 @@ log = logging.getLogger(__name__)
 ORDERS = ("ab", "ba")
 
 
-def _text(path, row_no: int, row: dict, field: str, required: bool = True) -> str:
-    value = row.get(field, "" if not required else None)
-    if value is None:
-        value = ""
-    if not isinstance(value, str) or (required and field in ("id", "instruction") and not value):
-        raise InputError(path, f"expected a non-empty string, got {value!r}" if required else
-                         f"expected a string, got {value!r}", row=row_no, field=field)
-    return value
-
-
 def read_answers(path: str | os.PathLike) -> dict[str, str]:
-    """``id -> answer`` of an answers file (``{id, instruction, input, answer, ...}``)."""
+    """``id -> answer`` of an answers file (format ``answers``: ``{id, instruction, input, answer, ...}``)."""
     out: dict[str, str] = {}
-    for row_no, row in enumerate(read_jsonl(path), start=1):
-        rid = row.get("id")
-        if not isinstance(rid, (str, int)) or rid == "":
-            raise InputError(path, f"expected an item id, got {rid!r}", row=row_no, field="id")
-        answer = row.get("answer")
-        if not isinstance(answer, str):
-            raise InputError(path, f"expected a string answer, got {answer!r}", row=row_no, field="answer")
-        if str(rid) in out:
-            raise InputError(path, f"duplicate id {rid!r}", row=row_no, field="id")
-        out[str(rid)] = answer
+    for row_no, row in iter_records(path, "answers"):
+        rid = str(row["id"])
+        if rid in out:
+            raise InputError(path, f"duplicate id {row['id']!r}", row=row_no, field="id")
+        out[rid] = row["answer"]
     return out
 
 
 def read_items(path: str | os.PathLike, need_reference: bool = False) -> list[dict]:
-    """Evaluation items ``{id, instruction, input, output}`` (``output`` is the reference answer,
-    which must be non-empty when ``need_reference``)."""
+    """Evaluation items ``{id, instruction, input, output}`` (format ``instruct_items``; ``output``
+    is the reference answer, which must be non-empty when ``need_reference``)."""
     items = []
-    for row_no, row in enumerate(read_jsonl(path), start=1):
-        rid = row.get("id")
-        if not isinstance(rid, (str, int)) or rid == "":
-            raise InputError(path, f"expected an item id, got {rid!r}", row=row_no, field="id")
-        output = _text(path, row_no, row, "output", required=False)
+    for row_no, row in iter_records(path, "instruct_items"):
+        output = row.get("output") or ""
         if need_reference and not output.strip():
             raise InputError(path, "the reference judge needs a non-empty reference answer", row=row_no,
                              field="output")
-        items.append({"id": str(rid), "instruction": _text(path, row_no, row, "instruction"),
-                      "input": _text(path, row_no, row, "input", required=False), "output": output})
+        items.append({"id": str(row["id"]), "instruction": row["instruction"],
+                      "input": row.get("input") or "", "output": output})
     return items
 
 
