@@ -46,6 +46,7 @@ def test_one_of_matches_exactly_one_name():
     assert rx.fullmatch("a.b") and rx.fullmatch("c-d")
     assert not rx.fullmatch("axb") and not rx.fullmatch("a.b.c")
     assert not re.compile(plan.one_of([])).fullmatch("")
+    assert re.compile(plan.one_of([""])).fullmatch("") and re.compile(plan.one_of(["", "_x"])).fullmatch("_x")
 
 
 def test_instruct_contestants_and_weights(sections):

@@ -26,8 +26,10 @@ NER_DATA = "results/ner/data"
 
 
 def one_of(names: Iterable[str]) -> str:
-    """Wildcard regex matching exactly one of ``names`` (matches nothing when there are none)."""
-    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+    """Wildcard regex matching exactly one of ``names`` (matches nothing when there are none;
+    an empty name matches the empty string)."""
+    names = list(names)
+    return "(?:" + "|".join(re.escape(n) for n in names) + ")" if names else "(?!x)x"
 
 
 def unique(names: Iterable[str]) -> list[str]:
