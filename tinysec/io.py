@@ -194,21 +194,23 @@ def _explain(error) -> tuple[str | None, str]:
     return _key_path(path) or None, f"expected {describe_schema(error.schema)}, got {_shown(error.instance)}"
 
 
-def _error_rank(error, schema: dict) -> tuple[int, int]:
-    """Report the error of the field listed first in the schema, the shallowest one first."""
+def _error_rank(error, row: Any) -> tuple[int, int, int]:
+    """Report problems left to right: fields in the order the row holds them, then missing fields,
+    the shallowest problem of a field first."""
     path = list(error.absolute_path)
-    top = path[0] if path else (_missing_key(error) if error.validator == "required" else None)
-    order = list(schema.get("properties") or {})
-    return (order.index(top) if top in order else len(order), len(path))
+    order = list(row) if isinstance(row, dict) else []
+    if path and path[0] in order:
+        return (order.index(path[0]), len(path), 0)
+    missing = list(error.validator_value).index(_missing_key(error)) if error.validator == "required" else 0
+    return (len(order), len(path), missing)
 
 
 def record_problem(row: Any, name: str) -> tuple[str | None, str] | None:
     """``(field, message)`` of the first way ``row`` breaks format ``name``; None when it fits."""
-    validator = format_validator(name)
-    errors = list(validator.iter_errors(row))
+    errors = list(format_validator(name).iter_errors(row))
     if not errors:
         return None
-    return _explain(min(errors, key=lambda e: _error_rank(e, validator.schema)))
+    return _explain(min(errors, key=lambda e: _error_rank(e, row)))
 
 
 def check_record(row: Any, name: str, path: str | os.PathLike, row_no: int | None = None) -> dict:

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..io import InputError, read_jsonl, write_json
+from ..io import InputError, iter_records, write_json
 from ..torchutil import length_grouped_batches, peak_memory_mb
 from .model import EncoderCRFTagger, encode_words, load_tokenizer
 from .settings import ABLATIONS, VARIANTS, TrainSettings, variant_settings  # noqa: F401 (re-exported)
@@ -97,12 +97,11 @@ def consistency_kl(clean_em: torch.Tensor, adv_em: torch.Tensor, pairs: list[tup
 
 
 def load_rows(path: str | os.PathLike, label_ids: dict[str, int], adversarial: bool = False) -> list[dict]:
-    """Read a corpus JSONL and check tokens/tags; errors name the file, row and field."""
-    rows = read_jsonl(path, allow_empty=adversarial)
-    for i, row in enumerate(rows, start=1):
-        for key in ("id", "tokens", "tags") + (("orig_id", "word_map") if adversarial else ()):
-            if key not in row:
-                raise InputError(path, f"missing field '{key}'", row=i, field=key)
+    """Read a corpus JSONL (format ``ner_sentences``, or ``ner_adversarial`` when ``adversarial``)
+    and check that tokens, tags and word maps agree; errors name the file, row and field."""
+    rows = []
+    for i, row in iter_records(path, "ner_adversarial" if adversarial else "ner_sentences", allow_empty=adversarial):
+        rows.append(row)
         if len(row["tokens"]) != len(row["tags"]):
             raise InputError(path, f"{len(row['tokens'])} tokens but {len(row['tags'])} tags", row=i, field="tags")
         bad = [t for t in row["tags"] if t not in label_ids]
