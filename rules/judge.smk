@@ -83,6 +83,7 @@ rule vs_table:
         judge=JUDGE_NAME,
         models=INSTRUCT.finetuned(),
         orders=JUDGE.orders(),
+        self_judged=lambda wc: JUDGE.self_judged([wc.opponent, *INSTRUCT.finetuned()]),
     log:
         "logs/vs_table/{opponent}.log",
     benchmark:

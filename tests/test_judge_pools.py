@@ -58,7 +58,11 @@ def test_a_judge_in_a_pool_it_judges_is_refused_without_the_flag():
     def fine(c):
         allowed(c)
         c["judge"]["pools"]["others"]["allow_self_judging"] = True
-    assert judge_plan(tiny_config(fine)).pool_settings("others")["self_judged"] == ["tiny-llama-lora"]
+    judge = judge_plan(tiny_config(fine))
+    assert judge.pool_settings("others")["self_judged"] == ["tiny-llama-lora"]
+    # vs tables are not pools: their captions name the judge's own answers (params.self_judged)
+    assert judge.self_judged(["tiny-llama-ref", "tiny-llama-lora", "tiny-llama-full"]) == ["tiny-llama-lora",
+                                                                                             "tiny-llama-full"]
     # the reference judge has no model: nothing is self-judged
     assert judge_plan(tiny_config(lambda c: None)).pool_settings("all")["self_judged"] == []
 

@@ -230,10 +230,13 @@ class Judge:
         """What a pool's table and figures need: name, members, rating column, self-judging flag
         and the members that are the primary judge's own model (``self_judged``)."""
         spec, members = self.cfg["pools"][pool], self.pool_members(pool)
-        judge_model = self.spec(self.cfg["judge"]).get("model")
         return {"pool": pool, "members": members, "rating": spec["rating"],
-                "allow_self_judging": spec["allow_self_judging"],
-                "self_judged": pools.judge_contestants(judge_model, members, self.instruct.cfg["methods"])}
+                "allow_self_judging": spec["allow_self_judging"], "self_judged": self.self_judged(members)}
+
+    def self_judged(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` that are the primary judge's own model or a fine-tune of it."""
+        judge_model = self.spec(self.cfg["judge"]).get("model")
+        return pools.judge_contestants(judge_model, names, self.instruct.cfg["methods"])
 
     def pool_suffixes(self) -> list[str]:
         """File-name suffix of every pool ('' for ``all``)."""

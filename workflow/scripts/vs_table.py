@@ -27,5 +27,8 @@ with tinysec.io.script_logging(snakemake) as log:
             f"{'no item' if flip is None else format(flip, '.1%')}).")
     else:
         caption += " Only the A/B order was judged (judge.orders: [ab]): no debiased counts, no flip rate."
+    if snakemake.params.self_judged:
+        caption += (f" The judge's own model answers in this table ({', '.join(snakemake.params.self_judged)}): "
+                    f"it judges itself.")
     write_table(df, snakemake.output.csv, snakemake.output.md, caption)
     log.info("\n%s", df.to_string(index=False))
