@@ -527,7 +527,7 @@ def run_job(job: TrainJob, gpus_per_job: int = 0) -> dict[str, Any]:
     process caps its GPU memory at ``job.memory_fraction`` (:func:`tinysec.gpu.cap_memory`).
     """
     from ..gpu import cap_memory, claim_gpus
-    from ..io import read_jsonl
+    from ..io import read_records
 
     with claim_gpus(gpus_per_job) as ids:
         if len(ids) > 1 and not _in_distributed_launch():
@@ -540,7 +540,7 @@ def run_job(job: TrainJob, gpus_per_job: int = 0) -> dict[str, Any]:
             spec_file.unlink(missing_ok=True)
             return read_json(job.metrics_file)
         cap_memory(job.memory_fraction)
-        records = job.records or read_jsonl(job.train_file)
+        records = job.records or read_records(job.train_file, "instruct_train")
         metrics = finetune(job.model_dir, records, job.out_dir, job.hparams, prompt=job.prompt,
                            checkpoint_dir=job.checkpoint_dir, device=job.device)
         if int(os.environ.get("RANK", "0")) == 0:
