@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..io import InputError, read_json
+from ..io import InputError, read_json, record_problem
 from ..reports import device_description, write_table
 
 #: Metrics keys the table reads, and the column (after the ``<method>_`` prefix) each becomes.
@@ -35,14 +35,12 @@ RUN_KEYS = ("examples", "epochs", "world_size", "optimizer_steps", "hparams")
 
 
 def _read_metrics(path: str | os.PathLike) -> dict:
-    """A job's metrics, checked for every key the table reads."""
+    """A job's metrics, checked against format ``train_metrics`` (every key the table reads)."""
     m = read_json(path)
-    for key in ("method", "total_params", "trainable_params", *COLUMNS, *RUN_KEYS):
-        if m.get(key) is None:
-            raise InputError(path, f"no '{key}' in the training metrics (written by an older version? "
-                             f"re-run the fine-tuning job)", field=key)
-    if m["method"] not in ("lora", "full"):
-        raise InputError(path, f"unknown method {m['method']!r}; expected 'lora' or 'full'", field="method")
+    problem = record_problem(m, "train_metrics")
+    if problem is not None:
+        field, message = problem
+        raise InputError(path, f"{message} (written by an older version? re-run the fine-tuning job)", field=field)
     return m
 
 
