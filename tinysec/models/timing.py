@@ -30,8 +30,6 @@ ORDER = ["timing", "steady_seconds", "epoch_seconds", "wall_seconds", "cpu_secon
          "tokens_per_s", "peak_mem_mb", "trainable_m", "final_loss", "padding"]
 #: Columns measured over the whole run only, left empty for an extrapolated row.
 WHOLE_RUN_ONLY = ("wall_seconds", "cpu_seconds", "final_loss")
-#: Metrics keys the extrapolation and the caption read.
-RUN_KEYS = ("examples", "epochs", "world_size", "optimizer_steps", "hparams")
 
 
 def _read_metrics(path: str | os.PathLike) -> dict:
