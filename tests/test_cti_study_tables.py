@@ -148,6 +148,18 @@ def test_table_has_intervals_vs_best_and_defines_the_study_figure(tmp_path, tact
     assert "is the study's precision" not in text
 
 
+def test_table_refuses_metrics_without_intervals(tmp_path, tactic_mapper):
+    entry = metrics_entry(tactic_mapper, "old", "tfidf", ["Execution"] * 4, [["TA0002"]] * 4)
+    del entry["f1_micro_lo"]
+    old = tmp_path / "old.json"
+    write_json(old, entry)
+    with pytest.raises(InputError) as err:
+        build_table("tactic", [str(old)], "unused", "unused", "unused", "unused", str(tmp_path / "t.csv"),
+                    str(tmp_path / "t.md"), {}, None)
+    assert err.value.field == "f1_micro_lo" and "old.json" in str(err.value)
+    assert not (tmp_path / "t.csv").exists()
+
+
 # ---------------------------------------------------------------- reference-[20] layout
 def test_reference_layout_csv_and_jsonl(tmp_path, package_catalogue):
     cat = package_catalogue

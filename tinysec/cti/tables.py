@@ -6,13 +6,13 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..io import read_json, read_jsonl
+from ..io import InputError, read_json, read_jsonl
 from .metrics import INTERVAL_METRICS
 from .predictor import label_mapper
 
 KIND_TEXT = {"lora": "LoRA fine-tune", "zero-shot": "base LLM, zero-shot", "api": "API model, zero-shot",
              "tfidf": "TF-IDF + one-vs-rest logistic regression"}
-#: Scores of a metrics JSON the tables and ``tinysec cti-eval`` show; the first are the study's figure.
+#: Scores of a metrics JSON the tables and ``tinysec cti-eval`` show (``precision_example``: the study's figure).
 METRIC_COLUMNS = ["precision_example", "precision_micro", "recall_micro", "f1_micro", "precision_macro",
                   "recall_macro", "f1_macro", "exact_match", "invalid_rate"]
 #: The score whose best row the ``..._vs_best`` column compares every row's interval with.
@@ -22,17 +22,20 @@ STUDY = {"tactic": "Table 6", "technique": "Table 7"}
 LLM_KINDS = ("lora", "zero-shot", "api")
 
 
+#: Columns of a table row read from a metrics JSON: each score, and the bounds of the interval ones.
+SCORED = [c for m in METRIC_COLUMNS for c in ((m, f"{m}_lo", f"{m}_hi") if m in INTERVAL_METRICS else (m,))]
+
+
 def results_frame(entries: Sequence[Mapping]) -> pd.DataFrame:
     """One row per contestant from its metrics JSON (``model``, ``label``, ``kind``, ``parameters``,
     scores and their bootstrap bounds), with :data:`VS_BEST` (see :func:`versus_best`)."""
-    scored = [c for m in METRIC_COLUMNS for c in ((m, f"{m}_lo", f"{m}_hi") if m in INTERVAL_METRICS else (m,))]
     rows = []
     for m in entries:
         params = m.get("parameters")
         rows.append({"model": m.get("label") or m["model"], "kind": KIND_TEXT.get(m["kind"], m["kind"]),
                      "parameters_million": round(params / 1e6, 3) if params else None, "n_test": m["n"],
-                     **{c: m[c] for c in scored}})
-    df = pd.DataFrame(rows, columns=["model", "kind", "parameters_million", "n_test", *scored])
+                     **{c: m[c] for c in SCORED}})
+    df = pd.DataFrame(rows, columns=["model", "kind", "parameters_million", "n_test", *SCORED])
     df[VS_BEST] = versus_best(df)
     return df
 
@@ -126,6 +129,10 @@ def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_
     from ..reports import device_description, write_table
 
     entries = [read_json(f) for f in metrics_files]
+    for path, entry in zip(metrics_files, entries):
+        missing = [c for c in ("model", "kind", "n", *SCORED) if c not in entry]
+        if missing:
+            raise InputError(path, "metrics file lacks a score the table shows (rerun cti_score)", field=missing[0])
     df = results_frame(entries)
     stats = read_json(stats_file)
     _, to_parent, mapper = label_mapper(labels_file, task)
