@@ -3,7 +3,12 @@
 Each ``bench/<section>*.py`` is a standalone script that compares our implementation with a plain
 baseline and writes ``results/bench/<name>.json``. This runner executes them one after another
 (never in parallel, so timings do not disturb each other), records each script's wall time,
-exit status and peak memory, and writes ``results/bench/summary.json`` and ``summary.md``.
+exit status, peak memory and the load average before and after it, and writes
+``results/bench/summary.json`` and ``summary.md``: the machine, then every target a bench checked
+(its ``checks``: a list of ``{target, measured, holds}`` or a dict of them by name) with the measured
+value and whether it holds, then each script's status. A bench that failed or wrote no result
+lists no check and shows as failed; a result with a ``speedup`` but no ``checks`` shows its speedup
+with "no target".
 
 Usage: ``python bench/run_all.py [--only PATTERN] [--timeout SECONDS]``
 """
@@ -32,8 +37,28 @@ def bench_scripts(pattern: str = "*") -> list[Path]:
                   and fnmatch.fnmatch(p.stem, pattern))
 
 
+def machine() -> dict:
+    """The machine the benches ran on: platform, CPU model and count, Python, load average now."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), "")
+    return {"platform": platform.platform(), "cpu_model": model or platform.processor(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "load_average_at_start": load_average()}
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def run_one(script: Path, timeout: float) -> dict:
     """Run one benchmark script in a child process; returns its record."""
+    load_before = load_average()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     try:
@@ -53,15 +78,68 @@ def run_one(script: Path, timeout: float) -> dict:
             # ru_maxrss of children is a running maximum: only a rise is attributable to this script
             "peak_rss_mib": round(peak / 1024, 1) if peak > before else None,
             "result_file": str(result_file.relative_to(REPO)) if result else None,
+            "load_average_before": load_before, "load_average_after": load_average(),
             "result": result, "output_tail": tail if rc != 0 else ""}
 
 
-def to_markdown(records: list[dict]) -> str:
-    lines = ["| benchmark | status | wall (s) | peak RSS (MiB) | results |", "|---|---|---|---|---|"]
+def _check_rows(checks) -> list[dict]:
+    """``checks`` of a result (a list of dicts, or a dict of dicts by name) as rows with a name."""
+    items = checks.items() if isinstance(checks, dict) else ((None, c) for c in checks)
+    rows = []
+    for name, c in items:
+        if isinstance(c, dict):  # a list entry's target is often its description ("speedup >= 1.5")
+            label = name or c.get("name") or str(c.get("target"))
+            rows.append({"name": label, "target": None if c.get("target") == label else c.get("target"),
+                         "measured": c.get("measured"), "holds": c.get("holds") is True})
+    return rows
+
+
+def targets(record: dict) -> list[dict]:
+    """The targets one benchmark record checked: ``{bench, name, target, measured, holds}``.
+
+    From its result's ``checks``; a result without checks but with a ``speedup`` gives one row
+    with no target (holds None). A failed script's checks are not trusted: its rows do not hold.
+    """
+    result = record.get("result") or {}
+    rows = _check_rows(result["checks"]) if isinstance(result.get("checks"), (list, dict)) else []
+    if not rows and "speedup" in result:
+        rows = [{"name": "speedup", "target": None, "measured": result["speedup"], "holds": None}]
+    if record["returncode"] != 0:
+        rows = [{**r, "holds": False} for r in rows]
+    return [{"bench": record["script"], **r} for r in rows]
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(records: list[dict], machine_info: dict | None = None, started: str = "") -> str:
+    """The summary: machine and load, one row per checked target, one row per script."""
+    lines = []
+    if machine_info:
+        lines += [f"Benchmarks run {started} on {machine_info['cpu_model']} ({machine_info['cpus']} CPUs, "
+                  f"{machine_info['platform']}); load average (1, 5, 15 min) at start: "
+                  f"{machine_info['load_average_at_start']}. Benches ran one after another in this run; "
+                  f"other work on the machine shows in the load averages.", ""]
+    rows = [t for r in records for t in targets(r)]
+    held = sum(1 for t in rows if t["holds"] is True)
+    lines += [f"## Targets ({held} of {len(rows)} hold)", "",
+              "| benchmark | target | required | measured | holds |", "|---|---|---|---|---|"]
+    for t in rows:
+        holds = "no target" if t["holds"] is None else ("yes" if t["holds"] else "**no**")
+        lines.append(f"| {t['bench']} | {t['name']} | {_fmt(t['target'])} | {_fmt(t['measured'])} | {holds} |")
+    lines += ["", "## Scripts", "",
+              "| benchmark | status | wall (s) | peak RSS (MiB) | load before | load after | results |",
+              "|---|---|---|---|---|---|---|"]
     for r in records:
         status = "ok" if r["returncode"] == 0 else f"failed ({r['returncode']})"
+        load = [(r.get(k) or ["-"])[0] for k in ("load_average_before", "load_average_after")]
         lines.append(f"| {r['script']} | {status} | {r['wall_seconds']} | {r['peak_rss_mib'] or '-'} | "
-                     f"{r['result_file'] or '-'} |")
+                     f"{load[0]} | {load[1]} | {r['result_file'] or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -75,15 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no benchmark scripts matching {args.only!r} under bench/", file=sys.stderr)
         return 1
     OUT.mkdir(parents=True, exist_ok=True)
+    info, started = machine(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     records = []
     for script in scripts:
         print(f"== {script.name}", file=sys.stderr, flush=True)
         records.append(run_one(script, args.timeout))
         print(f"   {records[-1]['returncode']} in {records[-1]['wall_seconds']} s", file=sys.stderr)
-    summary = {"machine": platform.platform(), "cpus": os.cpu_count(), "benchmarks": records}
+    rows = [t for r in records for t in targets(r)]
+    summary = {"started": started, "machine": info, "load_average_at_end": load_average(),
+               "targets": rows, "all_targets_hold": all(t["holds"] is not False for t in rows),
+               "benchmarks": records}
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (OUT / "summary.md").write_text(to_markdown(records))
-    print(to_markdown(records))
+    md = to_markdown(records, info, started)
+    (OUT / "summary.md").write_text(md)
+    print(md)
     return 0 if all(r["returncode"] == 0 for r in records) else 1
 
 
