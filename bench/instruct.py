@@ -4,8 +4,9 @@
    batches, output projection only at answer positions) against a plain ``transformers.Trainer`` +
    ``peft`` run on the same examples, hyperparameters and number of steps (random batches padded to
    the longest, loss from the model's own full-sequence logits). Target: >= 1.3x.
-2. Generation, generated tokens per second: :func:`tinysec.models.generate.generate_batched` (sorted,
-   left-padded batches, KV cache) against one ``model.generate`` call per prompt. Target: >= 4x.
+2. Generation, generated tokens per second: :func:`tinysec.models.generate.generate_batched`
+   (continuous batching) against one ``model.generate`` call per prompt. Target: >= 4x.
+   ``bench/generate.py`` is the fuller generation bench (also against batched HF ``generate``).
 
 Writes ``results/bench/instruct.json``. Usage::
 

@@ -3,8 +3,10 @@
 Public API (also used by the CTI section):
 
 - :func:`load_for_generation` loads a base model, optionally with a PEFT adapter on top.
-- :func:`generate_batched` generates for many prompts: prompts sorted by length, left padding,
-  KV cache, greedy by default (seeded sampling otherwise), ``max_new_tokens`` capped.
+- :func:`generate_batched` generates for many prompts with continuous batching: up to
+  ``batch_size`` rows decode together over one KV cache, each row leaves at its stop token and a
+  waiting prompt (longest first) is prefilled into its place; greedy by default (seeded sampling
+  otherwise), ``max_new_tokens`` capped. Greedy outputs equal one ``model.generate`` per prompt.
 - :func:`answer_records` turns records into answer rows ``{id, instruction, input, answer,
   n_tokens, seconds}``, formatting prompts exactly as training does (:mod:`.prompts`).
 - :func:`api_answer_records` does the same through :class:`tinysec.models.api.ChatClient`.
