@@ -185,3 +185,73 @@ if section_enabled("ner"):
         "results/tables/ner_ablation.md",
         "results/tables/ner_example.md",
     )
+
+
+# ---- real-scan evaluation (evaluation only, never training): services started on 127.0.0.1,
+# scanned with the real nmap -sV; scheduled by `rule all` only when enabled and nmap is installed.
+rule ner_real_scan:
+    output:
+        records="results/ner/real/records.jsonl",
+    params:
+        nmap=config["ner"]["real_scan"]["nmap"],
+        timeout_s=config["ner"]["real_scan"]["timeout_s"],
+    log:
+        "logs/ner_real_scan/ner_real_scan.log",
+    benchmark:
+        "benchmarks/ner_real_scan/ner_real_scan.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_real_scan.py"
+
+
+rule ner_real_predict:
+    input:
+        records=rules.ner_real_scan.output.records,
+        model="results/ner/models/{ner_encoder}/{ner_variant}",
+    output:
+        predictions="results/ner/real/pred/{ner_encoder}/{ner_variant}.jsonl",
+    params:
+        types=config["ner_data"]["entity_types"],
+        postprocess=NER.postprocess(),
+        normalize=config["ner"]["normalize"],
+        batch_size=config["ner"]["eval_batch_size"],
+    log:
+        "logs/ner_real_predict/{ner_encoder}/{ner_variant}.log",
+    benchmark:
+        "benchmarks/ner_real_predict/{ner_encoder}/{ner_variant}.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_real_predict.py"
+
+
+rule ner_real:
+    input:
+        predictions=plan.predictions(NER.real_methods()),
+    output:
+        table=report(
+            "results/tables/ner_real.csv",
+            category="NER study",
+            subcategory="Real scans",
+            caption="../workflow/report/ner_real.rst",
+        ),
+        md="results/tables/ner_real.md",
+    params:
+        methods=NER.real_methods(),
+        context=NER.caption_context(),
+    log:
+        "logs/ner_real/ner_real.log",
+    benchmark:
+        "benchmarks/ner_real/ner_real.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_real.py"
+
+
+if NER.real_scan_enabled():
+    register_targets("results/tables/ner_real.csv", "results/tables/ner_real.md")

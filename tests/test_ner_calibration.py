@@ -153,3 +153,20 @@ def test_tagger_without_calibration_file_has_temperature_one(tiny_bert, data, tm
     (out / CALIBRATION_FILE).write_text(json.dumps({"temperature": -1}))
     with pytest.raises(InputError, match=r"calibration.json.*field 'temperature'"):
         read_temperature(out)
+
+
+def test_calibration_scores_of_prediction_rows():
+    from tinysec.ner.tables import calibration_scores
+
+    gold = [{"start": 0, "end": 4, "type": "IP"}, {"start": 5, "end": 9, "type": "DOMAIN"}]
+    rows = [{"gold": gold,
+             "pred": [{"start": 0, "end": 4, "type": "IP", "confidence": 0.95, "confidence_raw": 0.45}],
+             "rejected": [{"start": 5, "end": 9, "type": "DOMAIN", "confidence": 0.15, "confidence_raw": 0.4,
+                           "reason": "confidence"},
+                          {"start": 10, "end": 12, "type": "IP", "confidence": 0.99, "reason": "regex"}]}]
+    sc = calibration_scores(rows, 0.85)
+    # raw: both (correct) entities fall in bin [0.4, 0.5); the regex-rejected one is left out
+    assert sc["ece_raw"] == pytest.approx(1 - (0.45 + 0.4) / 2)
+    assert sc["ece_calibrated"] == pytest.approx(0.5 * (1 - 0.95) + 0.5 * (1 - 0.15))
+    assert sc["precision_kept_calibrated"] == 1.0 and sc["recall_kept_calibrated"] == 0.5
+    assert sc["precision_kept_raw"] == 0.0 and sc["recall_kept_raw"] == 0.0  # nothing reaches 0.85 uncalibrated

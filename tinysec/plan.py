@@ -486,6 +486,20 @@ class Ner:
     def ablation_variants(self) -> list[str]:
         return ["robust", *self.cfg["ablations"]]
 
+    def real_scan_enabled(self) -> bool:
+        """Whether ``rule all`` builds ``ner_real``: the section and ``ner.real_scan`` are enabled and
+        the nmap binary (``ner.real_scan.nmap``) is on PATH; without nmap the rule is not scheduled."""
+        import shutil
+
+        scan = self.cfg["real_scan"]
+        return bool(self.cfg["enabled"] and scan["enabled"] and shutil.which(scan["nmap"]))
+
+    def real_methods(self) -> list[dict]:
+        """Baseline and robust tagger of the main encoder, with their real-scan predictions file."""
+        enc = self.cfg["encoder"]
+        return [{**self.method(enc, v), "predictions": f"results/ner/real/pred/{enc}/{v}.jsonl"}
+                for v in ("baseline", "robust")]
+
     def caption_context(self) -> dict:
         """Facts every NER caption states: run, encoder, training sizes and settings."""
         ner = self.cfg

@@ -84,7 +84,7 @@ def gold_nll(crf, batches, temperature: float) -> float:
     return total / max(n, 1)
 
 
-def fit_temperature(crf, batches, low: float = 0.05, high: float = 20.0, grid: int = 25, refine: int = 20) -> float:
+def fit_temperature(crf, batches, low: float = 0.05, high: float = 20.0, grid: int = 13, refine: int = 12) -> float:
     """Temperature minimising :func:`gold_nll` over ``[low, high]``: a log-spaced grid of ``grid``
     points, then ``refine`` golden-section steps between the best point's neighbours."""
     import torch

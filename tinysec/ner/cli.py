@@ -10,7 +10,12 @@ still tagged. Parsed inputs are shown to the tagger as a *same-length view* of t
 (:mod:`tinysec.ner.view`): markup,
 JSON keys and punctuation are blanked out, attribute and string values stay where they are, so
 every entity span printed is a span of the original input. The view is then normalised
-(identification module) and tagged; spans are mapped back through the normaliser's offset map.
+(identification module) and tagged in line windows of at most ``RAW_MAX_WORDS`` words (the windows the
+corpus's raw rendering trains on); spans are mapped back through the normaliser's offset map.
+Confidences are CRF marginals at the tagger's fitted temperature (``calibration.json``; 1 when the
+folder has none); ``--format json`` also gives each input's format (detected or forced), the
+temperature and each entity's uncalibrated ``confidence_raw``. Without ``--model`` the default run's
+robust tagger is used (:func:`default_model`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,44 @@ from pathlib import Path
 from ..io import InputError
 from .view import FORMATS_IN, json_view, tagger_view, xml_view  # noqa: F401  (re-exported: views live in ner.view)
 
-DEFAULT_MODEL = "results/ner/models/minilm/robust"
+def default_model() -> str:
+    """The default run's robust tagger, ``results/ner/models/<encoder>/robust``, where ``<encoder>`` is
+    ``ner.encoder`` of the embedded default config (``config/config.yaml``, else its schema default)."""
+    import yaml
+
+    from ..paths import CONFIG
+
+    cfg = yaml.safe_load((CONFIG / "config.yaml").read_text(encoding="utf-8")) or {}
+    encoder = (cfg.get("ner") or {}).get("encoder")
+    if not encoder:
+        schema = yaml.safe_load((CONFIG / "schema" / "ner.schema.yaml").read_text(encoding="utf-8"))
+        encoder = schema["properties"]["encoder"]["default"]
+    return f"results/ner/models/{encoder}/robust"
+
+
+DEFAULT_MODEL = default_model()
+
+
+def resolve_model(model: str) -> str:
+    """``model`` as given; the default model, when it is not under the current folder, is looked for
+    in the repository (where ``make run`` writes it)."""
+    from ..paths import REPO
+
+    if model == DEFAULT_MODEL and not Path(model).exists() and (REPO / model).exists():
+        return str(REPO / model)
+    return model
+
+
+def missing_model_message(model: str) -> str:
+    """What to do when ``model`` holds no trained tagger: the exact snakemake target that builds it."""
+    from ..paths import REPO
+
+    if model in (DEFAULT_MODEL, str(REPO / DEFAULT_MODEL)):
+        return (f"no trained tagger at {DEFAULT_MODEL} (no tagger.json); without --model, `tinysec tag` uses the "
+                f"default run's robust model: build it in {REPO} with `snakemake --cores all {DEFAULT_MODEL}` "
+                "(rule ner_train on the embedded default config; `make run` builds it too), or pass --model DIR")
+    return (f"no trained tagger at {model} (no tagger.json): build it with `snakemake --cores all {model}` "
+            "or pass --model DIR")
 
 
 def read_input(path: str) -> tuple[str, str]:
@@ -84,9 +126,9 @@ def load_tagger(args: argparse.Namespace):
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    args.model = resolve_model(args.model)
     if not (Path(args.model) / "tagger.json").is_file():
-        raise ValueError(f"no trained tagger at {args.model} (no tagger.json): build it with "
-                         f"`snakemake --cores all {args.model}` or pass --model DIR")
+        raise ValueError(missing_model_message(args.model))
     post = PostprocessSettings(args.threshold, "flag" if args.flag_low_confidence else "drop")
     return Tagger(args.model, post, normalize=not args.no_normalize, batch_size=args.batch_size)
 
@@ -113,12 +155,18 @@ def run(args: argparse.Namespace) -> int:
     views, refused = read_views(paths, args.format_in)
     if not views:
         return 2
-    tagger = load_tagger(args)
-    results = tagger.tag([view for _, _, _, view in views])
+    from .corpus import RAW_MAX_WORDS
+    from .predict import tag_windows
+
+    results = tag_windows(load_tagger(args), [view for _, _, _, view in views], RAW_MAX_WORDS)
+    from .calibration import read_temperature
+
+    temperature = read_temperature(args.model)
     docs = []
     for (name, raw, fmt, _), res in zip(views, results):
         ents = [{**e, "text": raw[e["start"]:e["end"]]} for e in res["entities"]]
-        docs.append({"input": name, "format": fmt, "entities": ents})
+        docs.append({"input": name, "format": fmt, "format_source": "detected" if args.format_in == "auto" else "forced",
+                     "temperature": temperature, "entities": ents})
     print_docs(docs, args.format == "json", as_list=len(paths) > 1)
     if refused:
         print(f"tinysec tag: error: {refused} of {len(paths)} inputs refused (named above); the others were tagged",

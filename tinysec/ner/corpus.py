@@ -117,9 +117,12 @@ def build_samples(records: Iterable[dict], types: Sequence[str], seed: int = 0, 
                   where: str = "<records>", raw_max_words: int = RAW_MAX_WORDS) -> list[dict]:
     """Both renderings of every record (the template sample, then the raw view's windows); a gold
     span that does not match its text raises :class:`InputError`."""
+    from ..osint.real_scan import refuse_real_scan
+
     templates = load_templates(templates_path or None)
     out = []
     for row, rec in enumerate(tqdm(list(records), desc="rendering records", mininterval=5), start=1):
+        refuse_real_scan(rec, where, row)  # real-scan records are evaluation only, never training
         out.append(make_sample(rec, types, seed, templates, where, row))
         out += make_raw_samples(rec, types, where, row, raw_max_words)
     return out

@@ -50,4 +50,47 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
     return write_jsonl(out_path, out)
 
 
-__all__ = ["predict_testsets"]
+def tag_windows(tagger: Tagger, texts: list[str], max_words: int) -> list[dict]:
+    """Tag each text in line windows of at most ``max_words`` words (:func:`tinysec.ner.view.line_windows`,
+    the windows the corpus's raw rendering trains on), all windows in one batched call; entity and
+    rejected spans are shifted back into each whole text. Per text: ``{"entities", "rejected", "windows"}``."""
+    from .view import line_windows
+
+    pieces: list[tuple[int, int, int]] = []
+    for i, text in enumerate(texts):
+        pieces += [(i, a, b) for a, b in (line_windows(text, max_words) or [(0, len(text))])]
+    tagged = tagger.tag([texts[i][a:b] for i, a, b in pieces]) if pieces else []
+    out = [{"entities": [], "rejected": [], "windows": 0} for _ in texts]
+    for (i, a, _), res in zip(pieces, tagged):
+        shift = lambda e: {**e, "start": e["start"] + a, "end": e["end"] + a}  # noqa: E731
+        out[i]["entities"] += [shift(e) for e in res["entities"]]
+        out[i]["rejected"] += [shift(e) for e in res["rejected"]]
+        out[i]["windows"] += 1
+    return out
+
+
+def predict_real(model_dir: str | os.PathLike, records_path: str | os.PathLike, out_path: str | os.PathLike,
+                 types: list[str], post: PostprocessSettings, normalize: bool, batch_size: int,
+                 device: str = "cpu") -> int:
+    """Tag the real-scan evaluation records (:mod:`tinysec.osint.real_scan`) as ``tinysec tag`` does
+    (tagger view of the raw output, line windows) and write one predictions line per record:
+    ``{testset: "real", family: <format>, id, source, text: raw, gold, pred, rejected}``; gold spans
+    are every whole-word occurrence of the record's gold entities in the view (same offsets as raw)."""
+    from ..osint.record import load_records
+    from .corpus import RAW_MAX_WORDS
+    from .render import render_raw
+
+    records = load_records(records_path)
+    rendered = [render_raw(rec, types, where=str(records_path), row=i) for i, rec in enumerate(records, start=1)]
+    tagger = Tagger(model_dir, post, normalize=normalize, device=device, batch_size=batch_size)
+    results = tag_windows(tagger, [r.text for r in rendered], RAW_MAX_WORDS)
+    rows = [{"testset": "real", "family": r.format, "id": rec["id"], "orig_id": rec["id"], "source": rec["source"],
+             "text": rec["raw"], "gold": [{k: s[k] for k in ("start", "end", "type")} for s in r.spans],
+             "pred": [{**e, "text": rec["raw"][e["start"]:e["end"]]} for e in res["entities"]],
+             "rejected": res["rejected"], "windows": res["windows"]}
+            for rec, r, res in zip(records, rendered, results)]
+    return write_jsonl(out_path, rows)
+
+
+__all__ = ["predict_testsets", "tag_windows", "predict_real"]
+

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import read_jsonl
+from .calibration import ECE_DEFINITION
 from .metrics import F1_DEFINITION, span_counts, span_scores
 
 SOURCES = ("shodan", "whois", "dns", "nmap")
@@ -61,8 +62,52 @@ def _load(method: Method) -> dict[str, list[dict]]:
     return _by_testset(read_jsonl(method.predictions))
 
 
+# ---------------------------------------------------------------- confidence calibration
+def scored_entities(row: dict) -> list[dict]:
+    """Every entity the tagger output for one prediction row with a confidence: kept (flagged or
+    not) and those dropped for low confidence; regex-rejected ones are left out (they are dropped
+    whatever their confidence)."""
+    return list(row["pred"]) + [e for e in row.get("rejected", []) if e.get("reason") == "confidence"]
+
+
+def _confidence(entity: dict, key: str) -> float:
+    """``entity[key]``; predictions written before calibration have no ``confidence_raw`` (T was 1)."""
+    value = entity.get(key)
+    return entity["confidence"] if value is None else value
+
+
+def calibration_scores(rows: list[dict], threshold: float) -> dict:
+    """ECE of the entity confidences before (``confidence_raw``, temperature 1) and after temperature
+    scaling (``confidence``), and the strict precision/recall of the entities kept at ``threshold``
+    with each (see :mod:`tinysec.ner.calibration` for the ECE)."""
+    from .calibration import expected_calibration_error
+
+    out = {}
+    for name, key in (("raw", "confidence_raw"), ("calibrated", "confidence")):
+        conf, correct = [], []
+        for r in rows:
+            gold = {(g["start"], g["end"], g["type"]) for g in r["gold"]}
+            for e in scored_entities(r):
+                conf.append(_confidence(e, key))
+                correct.append((e["start"], e["end"], e["type"]) in gold)
+        ece = expected_calibration_error(conf, correct)
+        out[f"ece_{name}"] = "" if ece is None else round(ece, 4)
+        kept = [[e for e in scored_entities(r) if _confidence(e, key) >= threshold] for r in rows]
+        sc = span_scores([r["gold"] for r in rows], kept)["ALL"]
+        out[f"precision_kept_{name}"], out[f"recall_kept_{name}"] = sc["precision"], sc["recall"]
+    return out
+
+
+def model_temperature(method: Method) -> float:
+    """The fitted temperature of a method's tagger (1 when its folder has no ``calibration.json``)."""
+    from .calibration import read_temperature
+
+    model = getattr(method, "model", "")
+    return read_temperature(Path(model) if model else Path(method.predictions.replace("/pred/", "/models/")).with_suffix(""))
+
+
 # ---------------------------------------------------------------- clean-test precision, recall, F1
-def prf_table(methods: list[Method]) -> pd.DataFrame:
+def prf_table(methods: list[Method], threshold: float) -> pd.DataFrame:
     """Clean-test P/R/F1 (micro) and F1 per entity type, one row per method."""
     rows = []
     for m in methods:
@@ -74,6 +119,7 @@ def prf_table(methods: list[Method]) -> pd.DataFrame:
                "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
                "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"],
                "f1_unflagged": confident["f1"], "flagged": sum(e.get("flagged", False) for r in clean for e in r["pred"])}
+        row.update(temperature=model_temperature(m), **calibration_scores(clean, threshold))
         for typ in sorted(k for k in sc if k != "ALL"):
             row[f"f1_{typ}"] = sc[typ]["f1"]
         rows.append(row)
@@ -231,6 +277,54 @@ def example_markdown(methods: list[Method], source: str = "nmap", caption: str =
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- real loopback scans
+REAL_TYPES = ("IP", "SOFTWARE", "VERSION", "SERVICE")
+REAL_FORMATS = {"nmap_text": "nmap -sV text (-oN)", "nmap_xml": "nmap -sV XML (-oX)"}
+
+
+def real_table(methods: list[Method]) -> pd.DataFrame:
+    """Per method and nmap output format (and both together): strict precision and recall per entity
+    type of the entities kept at the confidence threshold (flagged ones left out) on the real
+    loopback scans, and all-type P/R with and without the flagged entities."""
+    rows = []
+    for m in methods:
+        preds = read_jsonl(m.predictions)
+        for fmt in [*sorted({r["family"] for r in preds}), "all"]:
+            sel = [r for r in preds if fmt in ("all", r["family"])]
+            gold = [r["gold"] for r in sel]
+            kept = span_scores(gold, [[e for e in r["pred"] if not e.get("flagged")] for r in sel])
+            anyc = span_scores(gold, [r["pred"] for r in sel])["ALL"]
+            row = {"method": m.label, "output": REAL_FORMATS.get(fmt, "both outputs" if fmt == "all" else fmt),
+                   "gold": kept["ALL"]["support"]}
+            for typ in [*REAL_TYPES, "ALL"]:
+                sc = kept.get(typ, {"precision": 0.0, "recall": 0.0, "tp": 0, "fp": 0, "fn": 0})
+                row[f"precision_{typ}"], row[f"recall_{typ}"] = sc["precision"], sc["recall"]
+            row.update(tp=kept["ALL"]["tp"], fp=kept["ALL"]["fp"], fn=kept["ALL"]["fn"],
+                       precision_ALL_with_flagged=anyc["precision"], recall_ALL_with_flagged=anyc["recall"])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def real_caption(methods: list[Method], context: dict) -> str:
+    """Caption of ``ner_real``: what was scanned, how gold was made, the metric and the threshold."""
+    preds = read_jsonl(methods[0].predictions)
+    gold = Counter(g["type"] for r in preds for g in r["gold"])
+    return "\n".join([
+        f"**ner_real** ({context['run_name']}). Entity-level precision and recall of the taggers on real "
+        "`nmap -sV` output (nmap's own text and XML, run by the pipeline against services it started on "
+        "127.0.0.1: an OpenSSH-banner server, an HTTP server sending `Server: nginx/1.24.0`, a Redis-protocol "
+        "responder answering INFO with `redis_version:7.2.4`). These records are evaluation only, never training.",
+        f"Methods: {', '.join(m.label for m in methods)}. Each output is tagged as `tinysec tag` does (tagger view, "
+        f"line windows). Gold: the IP, service names, software and versions the pipeline started, as nmap names "
+        f"them, wherever they occur as whole words ({len(preds)} outputs, gold mentions per type: "
+        f"{', '.join(f'{t} {gold[t]}' for t in REAL_TYPES)}).",
+        f"precision_<TYPE>/recall_<TYPE>: strict P/R of the entities kept at CRF-marginal confidence >= "
+        f"{context['threshold']:g} (calibrated; flagged entities left out); *_with_flagged: all types, flagged "
+        f"entities kept. An entity predicted with a type outside the four counts against precision_ALL only. "
+        f"Metric: {F1_DEFINITION}.",
+    ])
+
+
 # ---------------------------------------------------------------- captions
 def train_metrics(method: Method) -> dict:
     """``train_metrics.json`` of a method's tagger (the folder beside its predictions' name)."""
@@ -245,7 +339,13 @@ _WHAT = {
             "do not follow from its P and R, 2*0.961*0.660/(0.961+0.660) = 0.783). tp/fp/fn are summed counts; "
             "f1_<TYPE> is the same strict F1 restricted to one entity type; "
             "flagged counts kept entities below the confidence threshold (flag mode) and f1_unflagged is F1 "
-            "when they are dropped instead."),
+            "when they are dropped instead. Calibration: temperature is the tagger's fitted T (every CRF score "
+            "divided by T before the forward-backward marginals; T minimises the gold-tag marginal NLL on the "
+            "validation set; 1 = not fitted); ece_raw / ece_calibrated are the expected calibration error of "
+            "the entity confidences at T = 1 and at the fitted T over every entity the tagger output on the "
+            "clean test set (kept, flagged or dropped for low confidence; regex-rejected ones excluded); "
+            "precision_kept_* / recall_kept_* are strict P/R of the entities whose confidence (raw or "
+            "calibrated) is at least the threshold."),
     "counts": ("Correctly recognised entities (strict true positives) on the clean test set per OSINT source, "
                "with the difference to the baseline (analog of the study's Table 1); the first row counts the "
                "gold entities per source."),
@@ -290,10 +390,13 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         f"Device: {tm.get('device', '?')} for training ({tm.get('dtype', 'fp32')}); tables built on {device_description()}.",
         f"Metric: {F1_DEFINITION}.",
     ]
+    if kind == "prf":
+        parts.append(f"Calibration: {ECE_DEFINITION}; kept = confidence >= {context['threshold']:g}.")
     if kind == "ablation":
         parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}.")
     return "\n".join(parts)
 
 
 __all__ = ["F1_DEFINITION", "Method", "prf_table", "prf_figure", "counts_table",
-           "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption"]
+           "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption",
+           "calibration_scores", "real_table", "real_caption"]

@@ -28,9 +28,13 @@ def nmap_version(binary: str = "nmap") -> str:
     return match.group(1) if match else "unknown"
 
 
-def nmap_command(target: str, options: list[str], binary: str = "nmap") -> list[str]:
+#: Output formats nmap writes to stdout: XML (``-oX -``) or normal text (``-oN -``).
+OUTPUT_FLAGS = {"xml": "-oX", "normal": "-oN"}
+
+
+def nmap_command(target: str, options: list[str], binary: str = "nmap", output: str = "xml") -> list[str]:
     """The argument list; ``--`` ends options so the target is never read as one."""
-    return [binary, *options, "-oX", "-", "--", target]
+    return [binary, *options, OUTPUT_FLAGS[output], "-", "--", target]
 
 
 def scan_address(target: str, options: list[str], authorized: list[str], min_prefix: dict | None = None) -> str:
@@ -43,15 +47,17 @@ def scan_address(target: str, options: list[str], authorized: list[str], min_pre
     return address
 
 
-def collect_nmap(target: str, options: list[str], allowed_options: list[str], authorized: list[str],
-                 binary: str = "nmap", timeout_s: float = 600.0, min_prefix: dict | None = None) -> dict:
-    """Scan an authorized target and return its record."""
+def run_nmap(target: str, options: list[str], allowed_options: list[str], authorized: list[str],
+             binary: str = "nmap", timeout_s: float = 600.0, min_prefix: dict | None = None,
+             output: str = "xml") -> tuple[str, str]:
+    """Check ``target`` and ``options``, scan, and return ``(stdout, nmap executable)``; ``output``
+    picks what nmap writes on stdout (``xml`` or ``normal``)."""
     check_options(options, allowed_options)
     address = scan_address(target, options, authorized, min_prefix)
     exe = shutil.which(binary)
     if exe is None:
         raise NmapError(f"nmap binary {binary!r} not found on PATH (apt-get install nmap)")
-    cmd = nmap_command(address, options, exe)
+    cmd = nmap_command(address, options, exe, output)
     log.info("running %s", cmd)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, shell=False,
@@ -62,6 +68,13 @@ def collect_nmap(target: str, options: list[str], allowed_options: list[str], au
         log.info("nmap stderr: %s", proc.stderr.strip()[:2000])
     if proc.returncode != 0:
         raise NmapError(f"nmap exited with {proc.returncode} scanning {target}: {proc.stderr.strip()[:500]}")
-    parsed = parse_nmap_xml(proc.stdout, source=f"nmap output for {target}")
-    return make_record("nmap", target, proc.stdout, parsed,
+    return proc.stdout, exe
+
+
+def collect_nmap(target: str, options: list[str], allowed_options: list[str], authorized: list[str],
+                 binary: str = "nmap", timeout_s: float = 600.0, min_prefix: dict | None = None) -> dict:
+    """Scan an authorized target and return its record."""
+    stdout, exe = run_nmap(target, options, allowed_options, authorized, binary, timeout_s, min_prefix)
+    parsed = parse_nmap_xml(stdout, source=f"nmap output for {target}")
+    return make_record("nmap", target, stdout, parsed,
                        tool_version=parsed["scanner_version"] or nmap_version(exe))

@@ -6,7 +6,7 @@ from tinysec.reports import write_table
 
 with script_logging(snakemake):
     methods = [Method(**m) for m in snakemake.params.methods]
-    df = prf_table(methods)
+    df = prf_table(methods, snakemake.params.context["threshold"])
     text = caption("prf", methods, snakemake.params.context)
     write_table(df, snakemake.output.table, snakemake.output.md, text)
     prf_figure(df, snakemake.output.figure, title=f"NER on clean test text ({snakemake.params.context['run_name']})")
