@@ -189,7 +189,7 @@ def _explain(error) -> tuple[str | None, str]:
         allowed = set(error.schema.get("properties") or {})
         extra = sorted(k for k in error.instance if k not in allowed)
         return _key_path(path + extra[:1]), f"unknown field(s) {extra}; allowed: {', '.join(sorted(allowed))}"
-    if error.validator in ("minItems", "maxItems", "uniqueItems", "minProperties"):
+    if error.validator in ("uniqueItems", "minProperties", "maxProperties", "not"):
         return _key_path(path) or None, error.message
     return _key_path(path) or None, f"expected {describe_schema(error.schema)}, got {_shown(error.instance)}"
 
