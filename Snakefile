@@ -46,6 +46,7 @@ include: "rules/cti.smk"
 include: "rules/osint.smk"
 include: "rules/ner_data.smk"
 include: "rules/ner.smk"
+include: "rules/ner_methods.smk"
 
 
 rule all:

@@ -32,7 +32,7 @@ rule ner_predict:
     params:
         testsets=list(NER.testsets()),
         postprocess=NER.postprocess(),
-        normalize=config["ner"]["normalize"],
+        normalize=lambda wc: NER.method_normalize(wc.ner_variant),
         batch_size=config["ner"]["eval_batch_size"],
         max_rows=config["ner"]["max_test_rows"],
     log:
@@ -50,7 +50,7 @@ rule ner_predict:
 
 rule ner_prf:
     input:
-        predictions=plan.predictions(NER.prf_methods()),
+        predictions=plan.predictions(NER.method_rows()),
     output:
         table=report(
             "results/tables/ner_prf.csv",
@@ -66,7 +66,7 @@ rule ner_prf:
             caption="../workflow/report/ner_prf.rst",
         ),
     params:
-        methods=NER.prf_methods(),
+        methods=NER.method_rows(),
         context=NER.caption_context(),
     log:
         "logs/ner_prf/ner_prf.log",
@@ -80,7 +80,7 @@ rule ner_prf:
 
 rule ner_counts:
     input:
-        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
+        predictions=plan.predictions(NER.method_rows()),
     output:
         table=report(
             "results/tables/ner_counts.csv",
@@ -89,8 +89,14 @@ rule ner_counts:
             caption="../workflow/report/ner_counts.rst",
         ),
         md="results/tables/ner_counts.md",
+        figure=report(
+            "results/figures/ner_counts.png",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_counts.rst",
+        ),
     params:
-        methods=NER.main_methods(["baseline", "robust"]),
+        methods=NER.method_rows(),
         context=NER.caption_context(),
     log:
         "logs/ner_counts/ner_counts.log",
@@ -179,6 +185,7 @@ if section_enabled("ner"):
         "results/figures/ner_prf.png",
         "results/tables/ner_counts.csv",
         "results/tables/ner_counts.md",
+        "results/figures/ner_counts.png",
         "results/tables/ner_robustness.csv",
         "results/tables/ner_robustness.md",
         "results/tables/ner_ablation.csv",

@@ -13,6 +13,7 @@ from tinysec.io import read_jsonl
 
 TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
 ABLATIONS = TINY["ner"]["ablations"]
+METHODS = ["baseline", "templates", "tiny-llama"]  # tiny.yaml's ner.methods less tiny-api (no key in the tiny run)
 FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "abbreviation", "obfuscation"]
 F1_DEF = "F1 = 2PR/(P+R) = 2TP/(2TP+FP+FN)"
 
@@ -45,29 +46,66 @@ def test_predictions_cover_clean_and_every_family(tiny_run):
             assert r["text"][e["start"]:e["end"]] == e["text"] and 0 <= e["confidence"] <= 1
 
 
+def _method_pred(run, method):
+    return read_jsonl(run / "results" / "ner" / "pred" / "methods" / method / "tiny-bert.jsonl")
+
+
 def test_prf_table_and_figure(tiny_run):
-    df, _ = _table(tiny_run, "ner_prf")
-    assert list(df["variant"]) == ["baseline", "robust"]
+    df, md = _table(tiny_run, "ner_prf")
+    assert list(df["ner_method"]) == METHODS and list(df["variant"]) == ["baseline", "robust", "robust"]
+    assert list(df["llm"]) == ["none", "none", "TinyLlama-random"]
     for _, row in df.iterrows():  # F1 follows from the row's own P and R
         p, r = row["precision"], row["recall"]
         assert row["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
         assert row["tp"] + row["fn"] == df["tp"].iloc[0] + df["fn"].iloc[0]  # same gold
-    robust = read_jsonl(tiny_run / "results" / "ner" / "pred" / "tiny-bert" / "robust.jsonl")
-    flagged = sum(e["flagged"] for r in robust if r["testset"] == "clean" for e in r["pred"])
-    assert df.set_index("variant").loc["robust", "flagged"] == flagged
+    templates = _method_pred(tiny_run, "templates")
+    flagged = sum(e["flagged"] for r in templates for e in r["pred"])
+    assert df.set_index("ner_method").loc["templates", "flagged"] == flagged
+    llm_stats = json.loads((tiny_run / "results/ner/pred/methods/tiny-llama/tiny-bert.stats.json").read_text())
+    assert df.set_index("ner_method").loc["tiny-llama", "hallucinated"] == llm_stats["hallucinated"]
+    assert "no method saw them" in md and "held-out" in md and "Not run (API key unset): tiny-api" in md
     assert df["f1_unflagged"].between(0, 1).all()
     assert (tiny_run / "results" / "figures" / "ner_prf.png").stat().st_size > 5000
 
 
 def test_counts_table(tiny_run):
     df, _ = _table(tiny_run, "ner_counts")
-    assert df["method"].iloc[0] == "gold entities (test)"
-    test = read_jsonl(tiny_run / "results" / "ner" / "data" / "test.jsonl")
+    assert df["method"].iloc[0] == "gold entities (test)" and len(df) == 1 + len(METHODS)
+    test = read_jsonl(tiny_run / "results" / "ner" / "data" / "test.raw.jsonl")
     assert df["Nmap"].iloc[0] == sum(len(r["spans"]) for r in test if r["source"] == "nmap")
     assert list(df["Shodan delta"].iloc[1:].astype(int))[0] == 0  # the baseline against itself
     prf, _ = _table(tiny_run, "ner_prf")
-    for i, variant in enumerate(["baseline", "robust"], start=1):
-        assert df[["Shodan", "WHOIS", "DNS (dig)", "Nmap"]].iloc[i].sum() == prf.set_index("variant").loc[variant, "tp"]
+    for i, method in enumerate(METHODS, start=1):
+        assert df[["Shodan", "WHOIS", "DNS (dig)", "Nmap"]].iloc[i].sum() == prf.set_index("ner_method").loc[method, "tp"]
+        base = df[["Nmap"]].iloc[1, 0]
+        assert int(df["Nmap delta"].iloc[i]) == df["Nmap"].iloc[i] - base
+    assert int(df["hallucinated"].iloc[3]) == prf.set_index("ner_method").loc["tiny-llama", "hallucinated"]
+    assert (tiny_run / "results" / "figures" / "ner_counts.png").stat().st_size > 5000
+
+
+def test_every_method_tags_the_same_raw_inputs(tiny_run):
+    data = tiny_run / "results" / "ner" / "data"
+    raw = read_jsonl(data / "test.raw.jsonl")
+    assert raw and {r["rendering"] for r in raw} == {"raw"}
+    for method in METHODS:
+        rows = _method_pred(tiny_run, method)
+        assert [(r["id"], r["text"]) for r in rows] == [(r["id"], r["text"]) for r in raw]
+        for r in rows:  # kept entities are spans of the raw input
+            assert all(r["text"][e["start"]:e["end"]] == e["text"] for e in r["pred"])
+    # the study's baseline: raw rows only, no adversarial variants; the LLM method: rephrased rows, robust
+    assert {r["rendering"] for r in read_jsonl(data / "baseline" / "train.jsonl")} == {"raw"}
+    base = json.loads((tiny_run / "results/ner/models/tiny-bert/baseline/train_metrics.json").read_text())
+    assert not base["settings"]["adv_samples"]
+    corpus = json.loads((data / "tiny-llama" / "stats.json").read_text())
+    assert corpus["rephrase"]["attempted"] == TINY["ner"]["chain"]["train_rephrase_rows"]
+    llm = json.loads((tiny_run / "results/ner/models/tiny-bert/llm/tiny-llama/robust/train_metrics.json").read_text())
+    assert llm["adversarial_variants"] > 0 and llm["settings"]["adv_samples"]
+    stats = json.loads((tiny_run / "results/ner/pred/methods/tiny-llama/tiny-bert.stats.json").read_text())
+    assert stats["saw_gold_labels"] is False and stats["llm_calls"] >= len(raw)
+    rows = _method_pred(tiny_run, "tiny-llama")
+    assert all(isinstance(r["segments"], str) and r["context"] for r in rows)
+    assert stats["hallucinated"] == sum(len(r["hallucinated"]) for r in rows)
+    assert list((tiny_run / "results" / "cache" / "ner_llm").rglob("*.json"))
 
 
 def test_robustness_table(tiny_run):
@@ -97,4 +135,9 @@ def test_example_table(tiny_run):
 def test_ner_targets_dry_run(tmp_path, config):
     proc = run_snakemake(tmp_path, "-n", "results/tables/ner_ablation.md", "results/tables/ner_prf.md",
                          configfile=REPO / "config" / config)
-    assert "ner_train" in proc.stdout and "ner_predict" in proc.stdout
+    assert "ner_train" in proc.stdout and "ner_predict" in proc.stdout and "ner_method_predict" in proc.stdout
+    llms = {"config.yaml": ["smollm2-135m"],
+            "paper.yaml": ["claude-3.5-sonnet", "llama3-8b-instruct", "mixtral-8x7b-instruct"]}[config]
+    for name in llms:
+        assert f"results/ner/pred/methods/{name}/" in proc.stdout
+    assert "methods/local-api/" not in proc.stdout  # no NER_API_KEY in the test environment

@@ -156,7 +156,7 @@ def _model_refs(config: dict) -> Iterable[tuple[str, str, str]]:
     """(key path, model name, use) of every place that names a key of ``models:``.
 
     ``use`` is ``train`` (weights are fine-tuned, so not ``api:``), ``encoder`` (trained encoder),
-    ``weights`` (loaded locally), ``api`` (an endpoint) or ``any``.
+    ``weights`` (loaded locally), ``api`` (an endpoint), ``llm`` (a causal or api: model) or ``any``.
     """
     inst, cti, ner, data = (config.get(k) or {} for k in ("instruct", "cti", "ner", "ner_data"))
     yield "embedder", config.get("embedder"), "weights"
@@ -174,6 +174,9 @@ def _model_refs(config: dict) -> Iterable[tuple[str, str, str]]:
     yield "ner.encoder", ner.get("encoder"), "encoder"
     for i, name in enumerate(ner.get("encoder_variants") or []):
         yield f"ner.encoder_variants[{i}]", name, "encoder"
+    for i, name in enumerate(ner.get("methods") or []):
+        if name not in ("baseline", "templates"):  # the fixed methods; others name an LLM
+            yield f"ner.methods[{i}]", name, "llm"
     for part in ("rephrase", "paraphrase"):
         if (data.get(part) or {}).get("model"):
             yield f"ner_data.{part}.model", data[part]["model"], "any"
@@ -194,6 +197,9 @@ def _use_problem(where: str, name: str, entry: dict, use: str) -> str | None:
         return f"{where}: model '{name}' is an API model ({entry['source']}); this needs local weights"
     if use == "api" and not is_api:
         return f"{where}: an api judge needs an api: model, but '{name}' has source {entry['source']}"
+    if use == "llm" and entry.get("kind", "causal") == "encoder":
+        return (f"{where}: model '{name}' is an encoder; a method is 'baseline', 'templates' or the name of "
+                f"an identification/extraction LLM (a causal or api: model under models:)")
     if use == "encoder" and entry.get("kind", "causal") != "encoder":
         return f"{where}: model '{name}' is not an encoder (set models.{name}.kind: encoder)"
     return None

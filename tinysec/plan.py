@@ -453,6 +453,8 @@ class Ner:
                   "val": f"{NER_DATA}/val.jsonl"}
         if variant not in ("baseline", "no-adv-samples"):
             inputs["adv"] = f"{NER_DATA}/train.adv.jsonl"
+        if variant == "baseline":  # the study's baseline: the raw rows only (method 'baseline')
+            inputs.update(train=f"{NER_DATA}/baseline/train.jsonl", val=f"{NER_DATA}/baseline/val.jsonl")
         return inputs
 
     def train_settings(self, variant: str) -> dict:
@@ -500,13 +502,84 @@ class Ner:
         return [{**self.method(enc, v), "predictions": f"results/ner/real/pred/{enc}/{v}.jsonl"}
                 for v in ("baseline", "robust")]
 
+    # ------------------------------------------------------------ methods (ner.methods)
+    def methods(self) -> list[str]:
+        """Methods built, in config order: ``ner.methods`` less the api: LLM methods whose key's
+        environment variable is unset, when ``ner.skip_keyless_api_methods`` (they run once it is set)."""
+        from .ner.methods import method_kind
+
+        def ready(m: str) -> bool:
+            if method_kind(m) != "llm" or not self.models.is_api(m) or not self.cfg["skip_keyless_api_methods"]:
+                return True
+            return bool(os.environ.get(self.models.entry(m)["api"]["key_env"]))
+
+        return [m for m in self.cfg["methods"] if ready(m)]
+
+    def method_kind(self, method: str) -> str:
+        from .ner.methods import method_kind
+
+        return method_kind(method)
+
+    def llm_methods(self) -> list[str]:
+        return [m for m in self.methods() if self.method_kind(m) == "llm"]
+
+    def corpus_methods(self) -> list[str]:
+        """Methods with a corpus of their own (``results/ner/data/{method}/``): baseline, LLM methods."""
+        return [m for m in self.methods() if m != "templates"]
+
+    def method_normalize(self, method: str) -> bool:
+        """The baseline tags the raw text as it comes; the others normalise (``ner.normalize``)."""
+        return method != "baseline" and self.cfg["normalize"]
+
+    def _llm_weights(self, method: str) -> dict:
+        is_local = self.method_kind(method) == "llm" and not self.models.is_api(method)
+        return {"llm": self.models.path(method)} if is_local else {}
+
+    def method_llm_entry(self, method: str) -> dict | None:
+        return self.models.entry(method) if self.method_kind(method) == "llm" else None
+
+    def method_corpus_inputs(self, method: str) -> dict:
+        return {"train": f"{NER_DATA}/train.jsonl", "val": f"{NER_DATA}/val.jsonl", **self._llm_weights(method)}
+
+    def method_model(self, method: str, encoder: str) -> str:
+        """Tagger of a method: baseline and templates are the ``baseline`` and ``robust`` variants."""
+        variant = {"baseline": "baseline", "templates": "robust"}.get(method)
+        return f"results/ner/models/{encoder}/{variant}" if variant else f"results/ner/models/{encoder}/llm/{method}/robust"
+
+    def method_train_inputs(self, method: str, encoder: str) -> dict:
+        """Robust training inputs of an LLM method's tagger: its own corpus and variants."""
+        data = f"{NER_DATA}/{method}"
+        return {"encoder": self.models.path(encoder), "train": f"{data}/train.jsonl", "val": f"{data}/val.jsonl",
+                "adv": f"{data}/train.adv.jsonl"}
+
+    def method_predict_inputs(self, method: str, encoder: str) -> dict:
+        return {"model": self.method_model(method, encoder), "test": f"{NER_DATA}/test.raw.jsonl",
+                **self._llm_weights(method)}
+
+    def method_label(self, method: str) -> str:
+        if method == "baseline":
+            return "fine-tuned (baseline, raw text)"
+        if method == "templates":
+            return "our method + templates (no LLM)"
+        return f"our method + {self.models.label(method)}"
+
+    def method_rows(self) -> list[dict]:
+        """One row per method and encoder of ``ner_prf`` / ``ner_counts``."""
+        return [{"encoder": e, "variant": "baseline" if m == "baseline" else "robust", "method": m,
+                 "method_label": self.method_label(m), "encoder_label": self.models.label(e),
+                 "llm": self.models.label(m) if self.method_kind(m) == "llm" else "none",
+                 "predictions": f"results/ner/pred/methods/{m}/{e}.jsonl", "model": self.method_model(m, e)}
+                for m in self.methods() for e in self.encoders()]
+
     def caption_context(self) -> dict:
         """Facts every NER caption states: run, encoder, training sizes and settings."""
         ner = self.cfg
         return {"run_name": self.config["run_name"], "train": ner["train"], "robust": ner["robust"],
                 "threshold": ner["confidence_threshold"], "low_confidence": ner["low_confidence"],
                 "normalize": ner["normalize"], "ablations": ner["ablations"],
-                "families": self.data.test_families()}
+                "families": self.data.test_families(), "chain": ner["chain"],
+                "method_test_rows": ner["method_test_rows"],
+                "skipped_methods": [m for m in ner["methods"] if m not in self.methods()]}
 
 
 def predictions(methods: Iterable[Mapping[str, str]]) -> list[str]:

@@ -84,11 +84,25 @@ def gold_nll(crf, batches, temperature: float) -> float:
     return total / max(n, 1)
 
 
+def merge_batches(batches):
+    """One padded ``(emissions, mask, gold)`` batch of several (fewer, larger forward-backward passes)."""
+    import torch
+
+    batches = list(batches)
+    if len(batches) <= 1:
+        return batches
+    width = max(em.size(1) for em, _, _ in batches)
+    pad = lambda t, v: torch.nn.functional.pad(t, (0, 0, 0, width - t.size(1)) if t.dim() == 3 else (0, width - t.size(1)), value=v)  # noqa: E731
+    return [(torch.cat([pad(em, 0.0) for em, _, _ in batches]), torch.cat([pad(m, False) for _, m, _ in batches]),
+             torch.cat([pad(g, 0) for _, _, g in batches]))]
+
+
 def fit_temperature(crf, batches, low: float = 0.05, high: float = 20.0, grid: int = 13, refine: int = 12) -> float:
     """Temperature minimising :func:`gold_nll` over ``[low, high]``: a log-spaced grid of ``grid``
     points, then ``refine`` golden-section steps between the best point's neighbours."""
     import torch
 
+    batches = merge_batches(batches)
     with torch.no_grad():
         logs = [math.log(low) + i * (math.log(high) - math.log(low)) / (grid - 1) for i in range(grid)]
         losses = [gold_nll(crf, batches, math.exp(x)) for x in logs]

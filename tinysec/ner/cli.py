@@ -16,6 +16,9 @@ Confidences are CRF marginals at the tagger's fitted temperature (``calibration.
 folder has none); ``--format json`` also gives each input's format (detected or forced), the
 temperature and each entity's uncalibrated ``confidence_raw``. Without ``--model`` the default run's
 robust tagger is used (:func:`default_model`).
+``--method NAME`` tags as one of the study's methods (:mod:`tinysec.ner.methods`): an LLM method
+runs the tag-time chain of :mod:`tinysec.ner.chain` on the view and reports the entities it
+dropped as hallucinated.
 """
 
 from __future__ import annotations
@@ -104,8 +107,16 @@ def read_views(paths: list[str], format_in: str) -> tuple[list[tuple[str, str, s
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH", help="input files; '-' or none reads stdin")
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"trained tagger folder (default: {DEFAULT_MODEL}, the default run's robust model)")
+    parser.add_argument("--model", default=None,
+                        help=f"trained tagger folder (default: the --method's tagger, else {DEFAULT_MODEL}, the "
+                             "default run's robust model)")
+    parser.add_argument("--method", default=None, metavar="NAME",
+                        help="a method of ner.methods in --configfile: baseline (no normaliser), templates, or an "
+                             "identification/extraction LLM (the tag-time chain: context, template, LLM rephrasing, "
+                             "omission check against the input, tagging, spans mapped back to the input; entities "
+                             "not in the input are dropped and reported as hallucinated)")
+    parser.add_argument("--configfile", default="config/config.yaml",
+                        help="config whose ner.methods, models and ner.chain --method reads (default: config/config.yaml)")
     parser.add_argument("--format", choices=("json", "table"), default="table", help="output format")
     parser.add_argument("--format-in", choices=FORMATS_IN, default="auto",
                         help="input format (default: auto-detect per input; input that looks like Nmap XML but "
@@ -126,11 +137,30 @@ def load_tagger(args: argparse.Namespace):
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    args.model = args.model or DEFAULT_MODEL
     args.model = resolve_model(args.model)
     if not (Path(args.model) / "tagger.json").is_file():
         raise ValueError(missing_model_message(args.model))
     post = PostprocessSettings(args.threshold, "flag" if args.flag_low_confidence else "drop")
     return Tagger(args.model, post, normalize=not args.no_normalize, batch_size=args.batch_size)
+
+
+def tag_views(args: argparse.Namespace, views: list[str]) -> list[dict]:
+    """Tag the views with ``--model``, or with ``--method`` (an LLM method runs the tag-time chain)."""
+    from .corpus import RAW_MAX_WORDS
+    from .predict import tag_windows
+
+    if not args.method:
+        return tag_windows(load_tagger(args), views, RAW_MAX_WORDS)
+    from .chain import tag_with_chain
+    from .methods import method_setup
+
+    setup = method_setup(args.method, args.configfile, args.model)
+    args.model, args.no_normalize = setup.model_dir, args.no_normalize or not setup.normalize
+    tagger = load_tagger(args)
+    if setup.kind == "llm":
+        return tag_with_chain(views, tagger, setup.llm, setup.rounds)
+    return tag_windows(tagger, views, RAW_MAX_WORDS)
 
 
 def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
@@ -146,6 +176,8 @@ def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
         rows = [(e["type"], f"{e['start']}-{e['end']}", f"{e['confidence']:.3f}" + (" !" if e["flagged"] else ""),
                  e["text"].replace("\n", " ")) for e in doc["entities"]]
         print(tabulate(rows, headers=["type", "span", "confidence", "text"], disable_numparse=True) if rows else "(no entities)")
+        if "hallucinated" in doc:
+            print(f"({len(doc['hallucinated'])} entities found in the LLM's segments but not in the input: dropped)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,10 +187,7 @@ def run(args: argparse.Namespace) -> int:
     views, refused = read_views(paths, args.format_in)
     if not views:
         return 2
-    from .corpus import RAW_MAX_WORDS
-    from .predict import tag_windows
-
-    results = tag_windows(load_tagger(args), [view for _, _, _, view in views], RAW_MAX_WORDS)
+    results = tag_views(args, [view for _, _, _, view in views])
     from .calibration import read_temperature
 
     temperature = read_temperature(args.model)
@@ -167,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         ents = [{**e, "text": raw[e["start"]:e["end"]]} for e in res["entities"]]
         docs.append({"input": name, "format": fmt, "format_source": "detected" if args.format_in == "auto" else "forced",
                      "temperature": temperature, "entities": ents})
+        if "hallucinated" in res:
+            docs[-1].update(hallucinated=res["hallucinated"], segments=res["segments"])
     print_docs(docs, args.format == "json", as_list=len(paths) > 1)
     if refused:
         print(f"tinysec tag: error: {refused} of {len(paths)} inputs refused (named above); the others were tagged",

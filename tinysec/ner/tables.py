@@ -34,16 +34,28 @@ VARIANT_LABELS = {
 
 @dataclass(frozen=True)
 class Method:
-    """One trained tagger and its predictions file."""
+    """One trained tagger and its predictions file; ``method`` (a name of ``ner.methods``, with its
+    display label and identification LLM) when the row is one of the study's methods."""
 
     encoder: str
     variant: str
     predictions: str
     encoder_label: str = ""
+    method: str = ""
+    method_label: str = ""
+    llm: str = ""
+    model: str = ""  # tagger folder, when not the one beside the predictions' name
 
     @property
     def label(self) -> str:
+        if self.method:
+            return f"{self.method_label or self.method} [{self.encoder_label or self.encoder}]"
         return f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
+
+
+def hallucinated(rows: list[dict]) -> int:
+    """Entities an LLM method's tagger found in its segments but not in the input (dropped)."""
+    return sum(len(r.get("hallucinated", [])) for r in rows)
 
 
 def _by_testset(rows: list[dict]) -> dict[str, list[dict]]:
@@ -115,10 +127,11 @@ def prf_table(methods: list[Method], threshold: float) -> pd.DataFrame:
         sc = testset_scores(clean)
         confident = span_scores([r["gold"] for r in clean],
                                 [[e for e in r["pred"] if not e.get("flagged")] for r in clean])["ALL"]
-        row = {"method": m.label, "encoder": m.encoder, "variant": m.variant,
-               "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
+        row = {"method": m.label, "encoder": m.encoder, "variant": m.variant, "ner_method": m.method,
+               "llm": m.llm, "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
                "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"],
-               "f1_unflagged": confident["f1"], "flagged": sum(e.get("flagged", False) for r in clean for e in r["pred"])}
+               "f1_unflagged": confident["f1"], "flagged": sum(e.get("flagged", False) for r in clean for e in r["pred"]),
+               "hallucinated": hallucinated(clean)}
         row.update(temperature=model_temperature(m), **calibration_scores(clean, threshold))
         for typ in sorted(k for k in sc if k != "ALL"):
             row[f"f1_{typ}"] = sc[typ]["f1"]
@@ -153,29 +166,61 @@ def prf_figure(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> No
 
 
 # ---------------------------------------------------------------- correct entities per source
-def counts_table(methods: list[Method], baseline: Method) -> pd.DataFrame:
-    """Correctly recognised entities (strict TP) per source on the clean test set, with delta to the baseline."""
+def counts_table(methods: list[Method], baseline: Method | None = None) -> pd.DataFrame:
+    """Correctly recognised entities (strict TP) per source on the clean test set, with delta to the
+    baseline (``baseline``, else the ``baseline`` method of the row's encoder, else the first row)
+    and the entities dropped as hallucinated."""
     def tp_by_source(m: Method) -> dict[str, int]:
         clean = _load(m)["clean"]
         return {s: span_counts([r["gold"] for r in clean if r["source"] == s],
                                [r["pred"] for r in clean if r["source"] == s])["ALL"]["tp"] for s in SOURCES}
 
-    base = tp_by_source(baseline)
+    bases = {m.encoder: m for m in methods if m.method == "baseline"}
+    base_tp = {id(m): tp_by_source(baseline or bases.get(m.encoder, methods[0])) for m in methods}
     gold = Counter()
-    for r in _load(baseline)["clean"]:
+    for r in _load(baseline or methods[0])["clean"]:
         gold[r["source"]] += len(r["gold"])
     rows = []
     for m in methods:
-        tp = tp_by_source(m)
+        tp, base = tp_by_source(m), base_tp[id(m)]
         row = {"method": m.label}
         for s in SOURCES:
             row[SOURCE_LABELS[s]] = tp[s]
             row[f"{SOURCE_LABELS[s]} delta"] = f"{tp[s] - base[s]:+d}"
+        row["hallucinated"] = hallucinated(_load(m)["clean"])
         rows.append(row)
-    gold_row = {"method": "gold entities (test)"}
+    gold_row = {"method": "gold entities (test)", "hallucinated": ""}
     for s in SOURCES:
         gold_row[SOURCE_LABELS[s]], gold_row[f"{SOURCE_LABELS[s]} delta"] = gold[s], ""
-    return pd.DataFrame([gold_row, *rows])
+    return pd.DataFrame([gold_row, *rows])[["method", *[c for s in SOURCES for c in (SOURCE_LABELS[s], f"{SOURCE_LABELS[s]} delta")], "hallucinated"]]
+
+
+def counts_figure(df: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """Grouped bars: correct entities per source (groups) and method (bars), gold as outlined bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..reports import save_figure
+
+    labels = [SOURCE_LABELS[s] for s in SOURCES]
+    x = np.arange(len(labels))
+    rows = list(df.iterrows())
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(rows) + 5), 4))
+    for i, (_, row) in enumerate(rows):
+        vals = [int(row[c]) for c in labels]
+        gold = i == 0 and row["method"].startswith("gold")
+        bars = ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, label=row["method"],
+                      fill=not gold, edgecolor="black" if gold else None, linestyle="--" if gold else "-")
+        ax.bar_label(bars, fontsize=7)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("correctly recognised entities")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- robustness
@@ -328,7 +373,8 @@ def real_caption(methods: list[Method], context: dict) -> str:
 # ---------------------------------------------------------------- captions
 def train_metrics(method: Method) -> dict:
     """``train_metrics.json`` of a method's tagger (the folder beside its predictions' name)."""
-    path = Path(method.predictions.replace("/pred/", "/models/")).with_suffix("") / "train_metrics.json"
+    folder = Path(method.model) if method.model else Path(method.predictions.replace("/pred/", "/models/")).with_suffix("")
+    path = folder / "train_metrics.json"
     return json.loads(path.read_text("utf-8")) if path.is_file() else {}
 
 
@@ -394,9 +440,36 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         parts.append(f"Calibration: {ECE_DEFINITION}; kept = confidence >= {context['threshold']:g}.")
     if kind == "ablation":
         parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}.")
+    if any(m.method for m in methods):
+        parts.insert(2, method_note(methods, context))
     return "\n".join(parts)
 
 
-__all__ = ["F1_DEFINITION", "Method", "prf_table", "prf_figure", "counts_table",
+def method_note(methods: list[Method], context: dict) -> str:
+    """Caption lines of the method rows: each method's identification LLM, gold labels at test
+    time (never), the chain's limits, the raw test inputs and the perturbation tables' split."""
+    from .substitutions import split_note
+
+    seen: dict[str, str] = {}
+    for m in methods:
+        seen.setdefault(m.method, m.llm or "none")
+    ch = context.get("chain") or {}
+    llms = [f"{name}: identification LLM {llm}" + (
+        " (raw rows only, no normaliser, no templates, no adversarial training)" if name == "baseline" else
+        " (template identification module + normaliser, robust tagger)" if name == "templates" else
+        f" (robust tagger on its rephrased corpus, {ch.get('train_rephrase_rows') or 'all'} template rows "
+        f"rephrased; tag-time chain: context, template, rephrasing, at most {ch.get('reflection_rounds')} "
+        f"omission check(s) against the input, {ch.get('max_new_tokens')} new tokens per LLM answer)")
+        for name, llm in seen.items()]
+    skipped = context.get("skipped_methods") or []
+    return (f"Method rows ({'; '.join(llms)}). Every method tags the same raw test inputs (the tool text "
+            f"as it comes, at most {context.get('method_test_rows') or 'all'} raw-rendering test rows). "
+            "Gold labels at test time: no method saw them (LLM prompts hold the input text only; gold is "
+            "used only to score). Entities an LLM method's tagger finds in its segments but not in the input "
+            "are dropped and counted (hallucinated)."
+            + (f" Not run (API key unset): {', '.join(skipped)}." if skipped else "") + " " + split_note())
+
+
+__all__ = ["F1_DEFINITION", "Method", "prf_table", "prf_figure", "counts_table", "counts_figure", "hallucinated",
            "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption",
            "calibration_scores", "real_table", "real_caption"]

@@ -1,11 +1,13 @@
-"""Snakemake entry: correctly recognised entities per source (Table 1 analog)."""
+"""Snakemake entry: correctly recognised entities per source and method (Table 1 analog) and Fig. 4."""
 
 from tinysec.io import script_logging
-from tinysec.ner.tables import Method, caption, counts_table
+from tinysec.ner.tables import Method, caption, counts_figure, counts_table
 from tinysec.reports import write_table
 
 with script_logging(snakemake):
     methods = [Method(**m) for m in snakemake.params.methods]
-    df = counts_table(methods, baseline=methods[0])
+    df = counts_table(methods)
     write_table(df, snakemake.output.table, snakemake.output.md,
                 caption("counts", methods, snakemake.params.context), floatfmt=".0f")
+    counts_figure(df, snakemake.output.figure,
+                  title=f"Correct entities per source and method ({snakemake.params.context['run_name']})")

@@ -9,4 +9,4 @@ with script_logging(snakemake):
     df = prf_table(methods, snakemake.params.context["threshold"])
     text = caption("prf", methods, snakemake.params.context)
     write_table(df, snakemake.output.table, snakemake.output.md, text)
-    prf_figure(df, snakemake.output.figure, title=f"NER on clean test text ({snakemake.params.context['run_name']})")
+    prf_figure(df, snakemake.output.figure, title=f"NER methods on the raw test inputs ({snakemake.params.context['run_name']})")
