@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..io import read_jsonl, write_jsonl
+from ..io import read_records, write_jsonl
 from .prompts import prompt_format, user_message
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,8 @@ def api_answer_records(entry: Mapping[str, Any], records: Sequence[Mapping[str, 
 
 
 def _eval_records(eval_file: str | os.PathLike, limit: int) -> list[dict]:
-    records = read_jsonl(eval_file)
+    """The evaluation items to answer (format ``instruct_items``), the first ``limit`` (0: all)."""
+    records = read_records(eval_file, "instruct_items")
     return records[:limit] if limit else records
 
 
