@@ -110,3 +110,25 @@ def test_bad_generation_settings_are_named(tiny):
         generate.generate_batched(model, tok, [[5, 6]], {"max_new_tokens": 0}, progress=False)
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         generate.generate_batched(model, tok, [[5, 6], []], {"max_new_tokens": 2}, progress=False)
+
+
+def test_sliding_window_model_matches_one_at_a_time(tiny):
+    """Gemma-3 layout (sliding-window layers, one KV head): prompts longer than the window, left padded."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    _, tok = tiny
+    torch.manual_seed(1)
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                           num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=6,
+                           layer_types=["sliding_attention"] * 3 + ["full_attention"], attn_implementation="sdpa",
+                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    model = Gemma3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = tok.eos_token_id, tok.pad_token_id
+    prompts = _prompts(tok, 7)
+    assert max(map(len, prompts)) > 3 * cfg.sliding_window
+    plain = _one_at_a_time(model, tok, prompts, 12)
+    ours = generate.generate_batched(model, tok, prompts, {"max_new_tokens": 12, "batch_size": 3}, progress=False)
+    assert [o["token_ids"] for o in ours] == plain
