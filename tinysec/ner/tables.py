@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import read_jsonl
+from ..io import read_records
 from .calibration import ECE_DEFINITION
 from .metrics import F1_DEFINITION, span_counts, span_scores
 
@@ -71,7 +71,7 @@ def testset_scores(rows: list[dict]) -> dict[str, dict]:
 
 
 def _load(method: Method) -> dict[str, list[dict]]:
-    return _by_testset(read_jsonl(method.predictions))
+    return _by_testset(read_records(method.predictions, "ner_predictions"))
 
 
 # ---------------------------------------------------------------- confidence calibration
@@ -333,7 +333,7 @@ def real_table(methods: list[Method]) -> pd.DataFrame:
     loopback scans, and all-type P/R with and without the flagged entities."""
     rows = []
     for m in methods:
-        preds = read_jsonl(m.predictions)
+        preds = read_records(m.predictions, "ner_predictions")
         for fmt in [*sorted({r["family"] for r in preds}), "all"]:
             sel = [r for r in preds if fmt in ("all", r["family"])]
             gold = [r["gold"] for r in sel]
@@ -352,7 +352,7 @@ def real_table(methods: list[Method]) -> pd.DataFrame:
 
 def real_caption(methods: list[Method], context: dict) -> str:
     """Caption of ``ner_real``: what was scanned, how gold was made, the metric and the threshold."""
-    preds = read_jsonl(methods[0].predictions)
+    preds = read_records(methods[0].predictions, "ner_predictions")
     gold = Counter(g["type"] for r in preds for g in r["gold"])
     return "\n".join([
         f"**ner_real** ({context['run_name']}). Entity-level precision and recall of the taggers on real "
