@@ -100,7 +100,9 @@ def test_judge_pairs_once_each_references_first(sections):
 
 def test_cti_contestants_and_hparams(sections):
     s = sections()["cti"]
-    assert s.contestants() == ["tiny-llama-lora", "tiny-llama", "tfidf-lr"]  # tiny: no full-train row
+    assert s.llm_contestants() == ["tiny-llama-lora", "tiny-llama"]
+    assert s.tfidf_rows() == ["tfidf-lr"]  # tiny: no full-train row
+    assert s.contestants()[:3] == ["tiny-llama-lora", "tiny-llama", "tfidf-lr"]
     assert s.base_model("tiny-llama-lora") == "tiny-llama" and s.finetune_label("tiny-llama") == "TinyLlama-random + LoRA"
     hp = s.hparams("tiny-llama")
     assert hp["method"] == "lora" and hp["lora"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -108,7 +110,7 @@ def test_cti_contestants_and_hparams(sections):
     full = sections(lambda c: c["cti"].setdefault("tfidf", {}).update(full_train=True))["cti"]
     assert full.tfidf_rows() == ["tfidf-lr", "tfidf-lr-full"]
     off = sections(lambda c: c["cti"].setdefault("tfidf", {}).update(enabled=False, full_train=True))["cti"]
-    assert off.contestants() == ["tiny-llama-lora", "tiny-llama"]
+    assert off.tfidf_rows() == [] and not {"tfidf-lr", "tfidf-lr-full"} & set(off.contestants())
 
 
 def test_osint_targets_only_when_collecting(sections):
