@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from ..io import InputError, read_jsonl, write_jsonl
+from ..io import read_records, write_jsonl
 from .postprocess import PostprocessSettings, Tagger
 from .train import stratified_sample
 
@@ -29,11 +29,7 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
     out = []
     keep: set[str] | None = None
     for name, path in testsets.items():
-        rows = read_jsonl(path)
-        for i, row in enumerate(rows, start=1):
-            for key in ("id", "text", "spans"):
-                if key not in row:
-                    raise InputError(path, f"missing field '{key}'", row=i, field=key)
+        rows = read_records(path, "ner_test_sentences")
         if max_rows:
             if keep is None:
                 rows = stratified_sample(rows, max_rows)
@@ -93,4 +89,3 @@ def predict_real(model_dir: str | os.PathLike, records_path: str | os.PathLike, 
 
 
 __all__ = ["predict_testsets", "tag_windows", "predict_real"]
-
