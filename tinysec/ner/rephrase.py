@@ -262,9 +262,9 @@ def paraphrase_rows(samples: Sequence[dict], cfg: Mapping[str, Any], llm_entry: 
 def paraphrase_job(test_path: str, out_path: str, stats_path: str, cfg: Mapping[str, Any],
                    llm_entry: Mapping[str, Any], llm_dir: str | None, embedder_dir: str, seed: int = 0) -> dict:
     """``test.paraphrase.jsonl`` from the test split, plus a stats JSON."""
-    from ..io import read_jsonl, write_json, write_jsonl
+    from ..io import read_records, write_json, write_jsonl
 
-    kept, stats = paraphrase_rows(read_jsonl(test_path, allow_empty=True), cfg, llm_entry, llm_dir, embedder_dir, seed)
+    kept, stats = paraphrase_rows(read_records(test_path, "ner_test_sentences", allow_empty=True), cfg, llm_entry, llm_dir, embedder_dir, seed)
     write_jsonl(out_path, kept)
     write_json(stats_path, stats)
     return stats
