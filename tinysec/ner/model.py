@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,18 +73,19 @@ def encode_words(tokenizer, sentences: list[list[str]], max_length: int) -> Word
     first = torch.zeros(len(safe), width, dtype=torch.long)
     mask = torch.zeros(len(safe), width, dtype=torch.bool)
     kept: list[int] = []
+    n_subwords = enc["attention_mask"].sum(1).tolist()
     for b, words in enumerate(safe):
-        positions: dict[int, int] = {}
-        for pos, wid in enumerate(enc.word_ids(b)):
-            if wid is not None and wid not in positions:
-                positions[wid] = pos
+        # word id of every subword position (NaN: special or padding); first occurrence of each word
+        wid = np.array(enc.word_ids(b), dtype=float)
+        valid = np.flatnonzero(~np.isnan(wid))
+        ids, where = np.unique(wid[valid].astype(np.int64), return_index=True)
         # words after the last one that got a subword were truncated away
-        n = max(positions) + 1 if positions else len(words)
-        if positions and n < len(words) and enc["attention_mask"][b].sum() < max_length:
+        n = int(ids[-1]) + 1 if len(ids) else len(words)
+        if len(ids) and n < len(words) and n_subwords[b] < max_length:
             n = len(words)  # trailing words with no subwords, not truncation
         n = max(n, 1)
-        for w in range(n):
-            first[b, w] = positions.get(w, 0)
+        keep = ids < n
+        first[b, torch.from_numpy(ids[keep])] = torch.from_numpy(valid[where[keep]])
         mask[b, :n] = True
         kept.append(n if sentences[b] else 0)
     return WordBatch(enc["input_ids"], enc["attention_mask"], first, mask, kept)
@@ -117,11 +119,9 @@ def crf_marginals(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor, tempera
     return marg * mask.unsqueeze(-1)
 
 
-def viterbi_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-    """Best tag path per sentence; the recursion and the backtrace are vectorised over the batch.
-
-    Same result as ``crf.decode`` (which backtracks each sentence in a Python loop).
-    """
+def viterbi_paths(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Best tag path per sentence as a (B, W) tensor (positions past a sentence's end repeat its last
+    tag); the recursion and the backtrace are vectorised over the batch."""
     B, W, K = emissions.shape
     mask = mask.bool()
     score = crf.start_transitions + emissions[:, 0]
@@ -136,9 +136,34 @@ def viterbi_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> lis
     path = [last]
     for idx in reversed(history):
         path.insert(0, idx.gather(1, path[0].unsqueeze(1)).squeeze(1))
-    tags = torch.stack(path, 1).tolist()
-    lengths = mask.sum(1).tolist()
-    return [row[:n] for row, n in zip(tags, lengths)]
+    return torch.stack(path, 1)
+
+
+def viterbi_decode(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    """Best tag path per sentence (:func:`viterbi_paths` cut to each sentence's length).
+
+    Same result as ``crf.decode`` (which backtracks each sentence in a Python loop).
+    """
+    return _cut(viterbi_paths(crf, emissions, mask), mask)
+
+
+def _cut(values: torch.Tensor, mask: torch.Tensor) -> list[list]:
+    """Rows of a (B, W) tensor as lists cut to each row's mask length."""
+    lengths = mask.bool().sum(1).tolist()
+    return [row[:n] for row, n in zip(values.tolist(), lengths)]
+
+
+def length_batches(lengths: list[int], batch_size: int, spread: float = 1.3) -> list[list[int]]:
+    """Indices sorted by ``lengths``, cut into batches of at most ``batch_size`` whose longest is at
+    most ``spread`` x their shortest (plus 8), so that little of a padded batch is padding."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[i] <= spread * lengths[batches[-1][0]] + 8:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 # ---------------------------------------------------------------- the model
@@ -193,19 +218,17 @@ class EncoderCRFTagger(nn.Module):
         """Viterbi tag ids, per-word marginals of the chosen tag at the fitted ``temperature``, and
         the same marginals at temperature 1 (uncalibrated; the same lists when ``temperature`` is 1)."""
         em = self.emissions(batch)
-        paths = viterbi_decode(self.crf, em, batch.word_mask)
-        calibrated = self._path_marginals(em, batch.word_mask, paths, self.temperature)
-        raw = calibrated if self.temperature == 1.0 else self._path_marginals(em, batch.word_mask, paths, 1.0)
-        return paths, calibrated, raw
+        mask = batch.word_mask
+        paths = viterbi_paths(self.crf, em, mask)
+        calibrated = self._path_marginals(em, mask, paths, self.temperature)
+        raw = calibrated if self.temperature == 1.0 else self._path_marginals(em, mask, paths, 1.0)
+        return _cut(paths, mask), calibrated, raw
 
-    def _path_marginals(self, em: torch.Tensor, mask: torch.Tensor, paths: list[list[int]],
+    def _path_marginals(self, em: torch.Tensor, mask: torch.Tensor, paths: torch.Tensor,
                         temperature: float) -> list[list[float]]:
+        """Per sentence, the marginal probability of each word's tag on ``paths`` (one gather for the batch)."""
         marg = crf_marginals(self.crf, em, mask, temperature)
-        probs = []
-        for b, path in enumerate(paths):
-            idx = torch.tensor(path, device=marg.device)
-            probs.append(marg[b, torch.arange(len(path), device=marg.device), idx].tolist())
-        return probs
+        return _cut(marg.gather(2, paths.unsqueeze(2)).squeeze(2), mask)
 
     # ------------------------------------------------------------ persistence
     def save(self, out_dir: str | os.PathLike, tokenizer, meta: dict | None = None) -> Path:

@@ -161,7 +161,7 @@ class Tagger:
         from tqdm.auto import tqdm
 
         from .identify import normalize
-        from .model import encode_words
+        from .model import encode_words, length_batches
         from .tokenize import word_spans
 
         prepared = []
@@ -171,12 +171,13 @@ class Tagger:
             words = word_spans(ntext)
             prepared.append((text, norm, ntext, words))
         results: list[dict] = [None] * len(texts)  # type: ignore[list-item]
-        order = sorted(range(len(texts)), key=lambda i: len(prepared[i][3]))  # length-sorted batches
-        starts = range(0, len(order), self.batch_size)
-        for s in tqdm(starts, desc="tag", disable=not progress, mininterval=5):
-            idx = order[s:s + self.batch_size]
-            batch = encode_words(self.tokenizer, [[p[2][a:b] for a, b in p[3]] for p in (prepared[i] for i in idx)],
-                                 self.max_length).to(self.device)
+        sentences = [[ntext[a:b] for a, b in words] for _, _, ntext, words in prepared]
+        # batches of similar subword count, so little of each padded batch is padding
+        counts = self.tokenizer([s or [""] for s in sentences], is_split_into_words=True,
+                                add_special_tokens=False)["input_ids"] if texts else []
+        for idx in tqdm(length_batches([len(c) for c in counts], self.batch_size), desc="tag",
+                        disable=not progress, mininterval=5):
+            batch = encode_words(self.tokenizer, [sentences[i] for i in idx], self.max_length).to(self.device)
             paths, probs, raw = self.model.predict_calibrated(batch)
             for k, i in enumerate(idx):
                 text, norm, ntext, words = prepared[i]
