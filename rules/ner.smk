@@ -221,7 +221,7 @@ rule ner_real_predict:
     params:
         types=config["ner_data"]["entity_types"],
         postprocess=NER.postprocess(),
-        normalize=config["ner"]["normalize"],
+        normalize=lambda wc: NER.method_normalize(wc.ner_variant),
         batch_size=config["ner"]["eval_batch_size"],
     log:
         "logs/ner_real_predict/{ner_encoder}/{ner_variant}.log",
