@@ -48,9 +48,37 @@ rule ner_predict:
         "../workflow/scripts/ner_predict.py"
 
 
+# an LLM method's LLM as the NER system itself (rows "<LLM> (direct)"; tinysec/ner/direct.py)
+rule ner_direct_predict:
+    input:
+        unpack(lambda wc: NER.direct_inputs(wc.ner_method)),
+    output:
+        predictions="results/ner/pred/direct/{ner_method}.jsonl",
+        stats="results/ner/pred/direct/{ner_method}.stats.json",
+    wildcard_constraints:
+        ner_method=one_of(NER.llm_methods()),
+    params:
+        llm_entry=lambda wc: NER.method_llm_entry(wc.ner_method),
+        types=config["ner_data"]["entity_types"],
+        direct=config["ner"]["direct"],
+        seed=config["seed"],
+        cache="results/cache/ner_llm",
+    log:
+        "logs/ner_direct_predict/{ner_method}.log",
+    benchmark:
+        "benchmarks/ner_direct_predict/{ner_method}.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/ner_direct_predict.py"
+
+
 rule ner_prf:
     input:
-        predictions=plan.predictions(NER.method_rows()),
+        predictions=plan.predictions(NER.method_rows() + NER.direct_rows()),
     output:
         table=report(
             "results/tables/ner_prf.csv",
@@ -66,7 +94,7 @@ rule ner_prf:
             caption="../workflow/report/ner_prf.rst",
         ),
     params:
-        methods=NER.method_rows(),
+        methods=NER.method_rows() + NER.direct_rows(),
         context=NER.caption_context(),
     log:
         "logs/ner_prf/ner_prf.log",
@@ -80,7 +108,7 @@ rule ner_prf:
 
 rule ner_counts:
     input:
-        predictions=plan.predictions(NER.method_rows()),
+        predictions=plan.predictions(NER.method_rows() + NER.direct_rows()),
     output:
         table=report(
             "results/tables/ner_counts.csv",
@@ -96,7 +124,7 @@ rule ner_counts:
             caption="../workflow/report/ner_counts.rst",
         ),
     params:
-        methods=NER.method_rows(),
+        methods=NER.method_rows() + NER.direct_rows(),
         context=NER.caption_context(),
     log:
         "logs/ner_counts/ner_counts.log",

@@ -578,10 +578,23 @@ class Ner:
                 "threshold": ner["confidence_threshold"], "low_confidence": ner["low_confidence"],
                 "normalize": ner["normalize"], "ablations": ner["ablations"],
                 "families": self.data.test_families(), "chain": ner["chain"],
-                "method_test_rows": ner["method_test_rows"],
+                "method_test_rows": ner["method_test_rows"], "direct": ner["direct"],
                 "skipped_methods": [m for m in ner["methods"] if m not in self.methods()]}
 
 
 def predictions(methods: Iterable[Mapping[str, str]]) -> list[str]:
     """The predictions files of table methods."""
     return [m["predictions"] for m in methods]
+    def direct_rows(self) -> list[dict]:
+        """One ``<LLM> (direct)`` row per LLM method (``ner.direct.enabled``): the LLM itself as
+        the NER system (:mod:`tinysec.ner.direct`); no encoder."""
+        if not self.cfg["direct"]["enabled"]:
+            return []
+        return [{"encoder": "", "variant": "direct", "method": m, "direct": True, "llm": self.models.label(m),
+                 "method_label": f"{self.models.label(m)} (direct)",
+                 "predictions": f"results/ner/pred/direct/{m}.jsonl"} for m in self.llm_methods()]
+
+    def direct_inputs(self, method: str) -> dict:
+        """Inputs of ``ner_direct_predict``: the raw test inputs and the LLM's local weights."""
+        return {"test": f"{NER_DATA}/test.raw.jsonl", **self._llm_weights(method)}
+

@@ -45,9 +45,12 @@ class Method:
     method_label: str = ""
     llm: str = ""
     model: str = ""  # tagger folder, when not the one beside the predictions' name
+    direct: bool = False  # the LLM ``llm`` itself as the NER system (tinysec.ner.direct), no tagger
 
     @property
     def label(self) -> str:
+        if self.direct:
+            return self.method_label or f"{self.llm} (direct)"
         if self.method:
             return f"{self.method_label or self.method} [{self.encoder_label or self.encoder}]"
         return f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
@@ -118,6 +121,19 @@ def model_temperature(method: Method) -> float:
     return read_temperature(Path(model) if model else Path(method.predictions.replace("/pred/", "/models/")).with_suffix(""))
 
 
+_CALIBRATION_COLUMNS = ("ece_raw", "precision_kept_raw", "recall_kept_raw", "ece_calibrated",
+                        "precision_kept_calibrated", "recall_kept_calibrated")
+
+
+def direct_counts(method: Method, rows: list[dict]) -> dict:
+    """A direct row's counters from its predictions: answers that held no valid JSON entity list and
+    entities of a type outside the label set (both blank on the other rows)."""
+    if not method.direct:
+        return {"invalid_answers": "", "unknown_type": ""}
+    return {"invalid_answers": sum(bool(r.get("invalid")) for r in rows),
+            "unknown_type": sum(len(r.get("unknown_type", [])) for r in rows)}
+
+
 # ---------------------------------------------------------------- clean-test precision, recall, F1
 def prf_table(methods: list[Method], threshold: float) -> pd.DataFrame:
     """Clean-test P/R/F1 (micro) and F1 per entity type, one row per method."""
@@ -131,8 +147,11 @@ def prf_table(methods: list[Method], threshold: float) -> pd.DataFrame:
                "llm": m.llm, "precision": sc["ALL"]["precision"], "recall": sc["ALL"]["recall"], "f1": sc["ALL"]["f1"],
                "tp": sc["ALL"]["tp"], "fp": sc["ALL"]["fp"], "fn": sc["ALL"]["fn"],
                "f1_unflagged": confident["f1"], "flagged": sum(e.get("flagged", False) for r in clean for e in r["pred"]),
-               "hallucinated": hallucinated(clean)}
-        row.update(temperature=model_temperature(m), **calibration_scores(clean, threshold))
+               "hallucinated": hallucinated(clean), "inputs": len(clean), **direct_counts(m, clean)}
+        if m.direct:  # an LLM's entity list has no confidences: no temperature, no calibration
+            row.update(temperature="", **{k: "" for k in _CALIBRATION_COLUMNS})
+        else:
+            row.update(temperature=model_temperature(m), **calibration_scores(clean, threshold))
         for typ in sorted(k for k in sc if k != "ALL"):
             row[f"f1_{typ}"] = sc[typ]["f1"]
         rows.append(row)
@@ -170,13 +189,16 @@ def counts_table(methods: list[Method], baseline: Method | None = None) -> pd.Da
     """Correctly recognised entities (strict TP) per source on the clean test set, with delta to the
     baseline (``baseline``, else the ``baseline`` method of the row's encoder, else the first row)
     and the entities dropped as hallucinated."""
-    def tp_by_source(m: Method) -> dict[str, int]:
-        clean = _load(m)["clean"]
+    def tp_by_source(m: Method, ids: set[str] | None = None) -> dict[str, int]:
+        clean = [r for r in _load(m)["clean"] if ids is None or r["id"] in ids]
         return {s: span_counts([r["gold"] for r in clean if r["source"] == s],
                                [r["pred"] for r in clean if r["source"] == s])["ALL"]["tp"] for s in SOURCES}
 
-    bases = {m.encoder: m for m in methods if m.method == "baseline"}
-    base_tp = {id(m): tp_by_source(baseline or bases.get(m.encoder, methods[0])) for m in methods}
+    bases = {m.encoder: m for m in methods if m.method == "baseline" and not m.direct}
+    first_base = baseline or next(iter(bases.values()), methods[0])
+    # a direct row tags a subset of the inputs: its delta is against the baseline on that subset
+    base_tp = {id(m): tp_by_source(first_base, {r["id"] for r in _load(m)["clean"]}) if m.direct
+               else tp_by_source(baseline or bases.get(m.encoder, methods[0])) for m in methods}
     gold = Counter()
     for r in _load(baseline or methods[0])["clean"]:
         gold[r["source"]] += len(r["gold"])
@@ -380,7 +402,7 @@ def train_metrics(method: Method) -> dict:
 
 _WHAT = {
     "prf": ("Strict entity-level precision, recall and F1 of each tagger on the clean test set "
-            "(analog of the NER study's Table 2; the study reports P 0.932 / R 0.527 / F1 0.669 for its "
+            "(the NER study reports P 0.932 / R 0.527 / F1 0.669 for its "
             "fine-tuned SecureBERT baseline and 0.961 / 0.660 / 0.785 for its best method - note its F1 values "
             "do not follow from its P and R, 2*0.961*0.660/(0.961+0.660) = 0.783). tp/fp/fn are summed counts; "
             "f1_<TYPE> is the same strict F1 restricted to one entity type; "
@@ -393,7 +415,7 @@ _WHAT = {
             "precision_kept_* / recall_kept_* are strict P/R of the entities whose confidence (raw or "
             "calibrated) is at least the threshold."),
     "counts": ("Correctly recognised entities (strict true positives) on the clean test set per OSINT source, "
-               "with the difference to the baseline (analog of the study's Table 1); the first row counts the "
+               "with the difference to the baseline; the first row counts the "
                "gold entities per source."),
     "robustness": ("F1 on the clean test set and on each perturbation family (the same sentences perturbed), "
                    "f1_drop = clean F1 - family F1, and attack_success_rate = share of gold entities found on "
@@ -404,7 +426,7 @@ _WHAT = {
                  "alpha/beta pairing), consistency loss (KL between clean and perturbed emissions), gradient "
                  "masking, dropout tuning (encoder's own dropout). f1_perturbed_mean averages the families; "
                  "attack_success_rate pools them."),
-    "example": ("Qualitative comparison on one clean test report (analog of the study's Table 3): the gold "
+    "example": ("Qualitative comparison on one clean test report: the gold "
                 "entities and the entities each tagger keeps after post-processing (confidence, ✓ exact "
                 "span+type match, ✗ not in gold)."),
 }
@@ -442,7 +464,30 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}.")
     if any(m.method for m in methods):
         parts.insert(2, method_note(methods, context))
+    if any(m.direct for m in methods):
+        parts.insert(3, direct_note(methods, context))
     return "\n".join(parts)
+
+
+def direct_note(methods: list[Method], context: dict) -> str:
+    """Caption line of the direct rows: prompt, answer limit, inputs tagged (of how many), how the
+    answers are parsed and mapped, and their invalid answers and hallucinations."""
+    total = len(_load(next((m for m in methods if not m.direct), methods[0]))["clean"])
+    cfg = context.get("direct") or {}
+    rows = []
+    for m in (m for m in methods if m.direct):
+        clean = _load(m)["clean"]
+        n = direct_counts(m, clean)
+        rows.append(f"{m.label}: {len(clean)} of {total} inputs, {n['invalid_answers']} invalid answer(s), "
+                    f"{hallucinated(clean)} hallucinated and {n['unknown_type']} unknown-type entities dropped")
+    return ("Direct rows (the LLM itself as the NER system, no encoder): each input is sent with "
+            "resources/ner/direct_prompt.txt (the entity types filled in; no gold labels), "
+            f"{cfg.get('max_new_tokens', '?')} new tokens per answer; the answer's JSON entity list is parsed (no "
+            "valid list: an invalid answer, no entities) and each entity string is mapped to every whole-word "
+            "occurrence in the input (else through the normaliser), as the method chain maps its entities; a "
+            "string not in the input is dropped as hallucinated. The inputs are a seeded, source-stratified "
+            f"sample of the raw test inputs (ner.direct.test_rows = {cfg.get('test_rows') or 'all'}); their "
+            "counts deltas are against the baseline on the same inputs. " + "; ".join(rows) + ".")
 
 
 def method_note(methods: list[Method], context: dict) -> str:
@@ -452,7 +497,8 @@ def method_note(methods: list[Method], context: dict) -> str:
 
     seen: dict[str, str] = {}
     for m in methods:
-        seen.setdefault(m.method, m.llm or "none")
+        if not m.direct:
+            seen.setdefault(m.method, m.llm or "none")
     ch = context.get("chain") or {}
     llms = [f"{name}: identification LLM {llm}" + (
         " (raw rows only, no normaliser, no templates, no adversarial training)" if name == "baseline" else
@@ -470,6 +516,6 @@ def method_note(methods: list[Method], context: dict) -> str:
             + (f" Not run (API key unset): {', '.join(skipped)}." if skipped else "") + " " + split_note())
 
 
-__all__ = ["F1_DEFINITION", "Method", "prf_table", "prf_figure", "counts_table", "counts_figure", "hallucinated",
+__all__ = ["F1_DEFINITION", "Method", "direct_counts", "direct_note", "prf_table", "prf_figure", "counts_table", "counts_figure", "hallucinated",
            "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption",
            "calibration_scores", "real_table", "real_caption"]
