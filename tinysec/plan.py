@@ -571,6 +571,19 @@ class Ner:
                  "predictions": f"results/ner/pred/methods/{m}/{e}.jsonl", "model": self.method_model(m, e)}
                 for m in self.methods() for e in self.encoders()]
 
+    def direct_rows(self) -> list[dict]:
+        """One ``<LLM> (direct)`` row per LLM method (``ner.direct.enabled``): the LLM itself as
+        the NER system (:mod:`tinysec.ner.direct`); no encoder."""
+        if not self.cfg["direct"]["enabled"]:
+            return []
+        return [{"encoder": "", "variant": "direct", "method": m, "direct": True, "llm": self.models.label(m),
+                 "method_label": f"{self.models.label(m)} (direct)",
+                 "predictions": f"results/ner/pred/direct/{m}.jsonl"} for m in self.llm_methods()]
+
+    def direct_inputs(self, method: str) -> dict:
+        """Inputs of ``ner_direct_predict``: the raw test inputs and the LLM's local weights."""
+        return {"test": f"{NER_DATA}/test.raw.jsonl", **self._llm_weights(method)}
+
     def caption_context(self) -> dict:
         """Facts every NER caption states: run, encoder, training sizes and settings."""
         ner = self.cfg
@@ -585,16 +598,3 @@ class Ner:
 def predictions(methods: Iterable[Mapping[str, str]]) -> list[str]:
     """The predictions files of table methods."""
     return [m["predictions"] for m in methods]
-    def direct_rows(self) -> list[dict]:
-        """One ``<LLM> (direct)`` row per LLM method (``ner.direct.enabled``): the LLM itself as
-        the NER system (:mod:`tinysec.ner.direct`); no encoder."""
-        if not self.cfg["direct"]["enabled"]:
-            return []
-        return [{"encoder": "", "variant": "direct", "method": m, "direct": True, "llm": self.models.label(m),
-                 "method_label": f"{self.models.label(m)} (direct)",
-                 "predictions": f"results/ner/pred/direct/{m}.jsonl"} for m in self.llm_methods()]
-
-    def direct_inputs(self, method: str) -> dict:
-        """Inputs of ``ner_direct_predict``: the raw test inputs and the LLM's local weights."""
-        return {"test": f"{NER_DATA}/test.raw.jsonl", **self._llm_weights(method)}
-
