@@ -10,7 +10,10 @@ value and whether it holds, then each script's status. A bench that failed or wr
 lists no check and shows as failed; a result with a ``speedup`` but no ``checks`` shows its speedup
 with "no target".
 
-Usage: ``python bench/run_all.py [--only PATTERN] [--timeout SECONDS]``
+``--summarize-only`` runs nothing: it rebuilds the summary from the result files already under
+``results/bench/`` (each marked with its file time), e.g. after running some benches by hand.
+
+Usage: ``python bench/run_all.py [--only PATTERN] [--timeout SECONDS] [--summarize-only]``
 """
 
 from __future__ import annotations
@@ -82,6 +85,19 @@ def run_one(script: Path, timeout: float) -> dict:
             "result": result, "output_tail": tail if rc != 0 else ""}
 
 
+def existing_record(script: Path) -> dict:
+    """The record of a bench not run now, from its result file when there is one (returncode
+    ``"not run"`` when there is none)."""
+    result_file = OUT / f"{script.stem}.json"
+    found = result_file.is_file()
+    return {"script": script.name, "returncode": 0 if found else "not run", "wall_seconds": None,
+            "peak_rss_mib": None, "result_file": str(result_file.relative_to(REPO)) if found else None,
+            "result_written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result_file.stat().st_mtime))
+            if found else None,
+            "load_average_before": None, "load_average_after": None,
+            "result": json.loads(result_file.read_text()) if found else None, "output_tail": ""}
+
+
 def _check_rows(checks) -> list[dict]:
     """``checks`` of a result (a list of dicts, or a dict of dicts by name) as rows with a name."""
     items = checks.items() if isinstance(checks, dict) else ((None, c) for c in checks)
@@ -136,7 +152,10 @@ def to_markdown(records: list[dict], machine_info: dict | None = None, started: 
               "| benchmark | status | wall (s) | peak RSS (MiB) | load before | load after | results |",
               "|---|---|---|---|---|---|---|"]
     for r in records:
-        status = "ok" if r["returncode"] == 0 else f"failed ({r['returncode']})"
+        status = "ok" if r["returncode"] == 0 else (
+            "not run" if r["returncode"] == "not run" else f"failed ({r['returncode']})")
+        if r.get("result_written"):
+            status = f"result of {r['result_written']}"
         load = [(r.get(k) or ["-"])[0] for k in ("load_average_before", "load_average_after")]
         lines.append(f"| {r['script']} | {status} | {r['wall_seconds']} | {r['peak_rss_mib'] or '-'} | "
                      f"{load[0]} | {load[1]} | {r['result_file'] or '-'} |")
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", default="*", help="glob on script names (without .py)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per script")
+    parser.add_argument("--summarize-only", action="store_true",
+                        help="run nothing; summarise the result files already under results/bench/")
     args = parser.parse_args(argv)
     scripts = bench_scripts(args.only)
     if not scripts:
@@ -155,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     info, started = machine(), time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     records = []
-    for script in scripts:
+    for script in scripts if not args.summarize_only else []:
         print(f"== {script.name}", file=sys.stderr, flush=True)
         records.append(run_one(script, args.timeout))
         print(f"   {records[-1]['returncode']} in {records[-1]['wall_seconds']} s", file=sys.stderr)
+    if args.summarize_only:
+        records = [existing_record(script) for script in scripts]
     rows = [t for r in records for t in targets(r)]
     summary = {"started": started, "machine": info, "load_average_at_end": load_average(),
                "targets": rows, "all_targets_hold": all(t["holds"] is not False for t in rows),

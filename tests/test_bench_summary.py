@@ -67,3 +67,20 @@ def test_all_targets_hold_when_every_check_holds(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "results/bench/summary.json").read_text())
     assert summary["all_targets_hold"] is True
     assert "## Targets (1 of 1 hold)" in (tmp_path / "results/bench/summary.md").read_text()
+
+
+def test_summarize_only_reuses_result_files_and_runs_nothing(tmp_path, monkeypatch):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    write_bench(bench, "done", {"checks": [{"target": "speedup >= 1.5", "measured": 1.2, "holds": False}]})
+    (bench / "never.py").write_text("raise SystemExit('must not run')\n")
+    out = tmp_path / "results" / "bench"
+    out.mkdir(parents=True)
+    (out / "done.json").write_text(json.dumps({"checks": [{"target": "speedup >= 1.5", "measured": 1.2,
+                                                            "holds": False}]}))
+    runner = load_runner(monkeypatch, tmp_path)
+    assert runner.main(["--summarize-only"]) == 1  # never.py has no result
+    md = (out / "summary.md").read_text()
+    assert "| done.py | speedup >= 1.5 | - | 1.2 | **no** |" in md
+    assert "| done.py | result of " in md and "| never.py | not run |" in md
+    assert not (out / "never.json").exists()
