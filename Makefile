@@ -33,6 +33,8 @@ test: venv
 	$(BIN)/python -m pytest -q --durations=25 tests
 
 lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules/
 	$(SNAKE) --lint
 	$(SNAKE) -n -q --configfile config/tiny.yaml
 	$(SNAKE) -n -q --configfile config/paper.yaml
