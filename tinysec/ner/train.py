@@ -288,6 +288,7 @@ def _word_entities(tags: list[str]) -> list[dict]:
     return [{"start": a, "end": b, "type": t} for a, b, t in strict_word_spans(tags)]
 
 
+@torch.no_grad()
 def validate(run: _Run, rows: list[dict]) -> dict:
     """Strict entity-level F1 (word spans, Viterbi paths; words cut off by ``max_length`` count as O)
     and mean loss of the model on the validation rows."""
