@@ -10,7 +10,7 @@ GPUS    ?= 0
 TORCH_INDEX ?=
 SNAKE   := $(BIN)/snakemake
 
-.PHONY: venv run test lint dryrun dag report bench clean
+.PHONY: venv run test lint dryrun dag report bench bench-gpu clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -45,8 +45,13 @@ dag: venv
 report: venv
 	$(SNAKE) --report results/report.html
 
+# every bench/*.py side by side -> results/bench/*.json and results/bench/summary.md (targets, holds)
 bench: venv
 	$(BIN)/python bench/run_all.py
+
+# on a CUDA machine: tiny config + one bf16 LoRA step and generation on one GPU (exits 2 without CUDA)
+bench-gpu: venv
+	bench/gpu_check.sh
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -110,16 +110,33 @@ def _check_rows(checks) -> list[dict]:
     return rows
 
 
+def _speedup_rows(result: dict) -> list[dict]:
+    """Rows for a result without ``checks``: its ``speedup`` and those of its sections (a top-level
+    dict with a ``speedup``); a numeric ``target`` beside a speedup is a lower bound, else no target."""
+    found = [("speedup", result)] + [(f"{k}.speedup", v) for k, v in result.items()
+                                     if isinstance(v, dict) and "speedup" in v]
+    rows = []
+    for name, part in found:
+        if "speedup" not in part:
+            continue
+        target = part.get("target")
+        target = target if isinstance(target, (int, float)) and not isinstance(target, bool) else None
+        measured = part["speedup"]
+        holds = None if target is None or not isinstance(measured, (int, float)) else measured >= target
+        rows.append({"name": name, "target": target, "measured": measured, "holds": holds})
+    return rows
+
+
 def targets(record: dict) -> list[dict]:
     """The targets one benchmark record checked: ``{bench, name, target, measured, holds}``.
 
-    From its result's ``checks``; a result without checks but with a ``speedup`` gives one row
-    with no target (holds None). A failed script's checks are not trusted: its rows do not hold.
+    From its result's ``checks``; a result without checks gives a row for each ``speedup`` it
+    reports (:func:`_speedup_rows`; holds None where no target is given). A failed script's checks are not trusted: its rows do not hold.
     """
     result = record.get("result") or {}
     rows = _check_rows(result["checks"]) if isinstance(result.get("checks"), (list, dict)) else []
-    if not rows and "speedup" in result:
-        rows = [{"name": "speedup", "target": None, "measured": result["speedup"], "holds": None}]
+    if not rows:
+        rows = _speedup_rows(result)
     if record["returncode"] != 0:
         rows = [{**r, "holds": False} for r in rows]
     return [{"bench": record["script"], **r} for r in rows]

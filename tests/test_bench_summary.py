@@ -34,7 +34,8 @@ def test_summary_marks_each_target(tmp_path, monkeypatch):
         {"target": "speedup >= 1.5", "measured": 2.0, "holds": True},
         {"target": "padding <= 0.1", "measured": 0.25, "holds": False}]})
     write_bench(bench, "b_dict", {"checks": {"speedup_10x": {"target": 30.0, "measured": 50.2, "holds": True}}})
-    write_bench(bench, "c_plain", {"speedup": 1.7})
+    write_bench(bench, "c_plain", {"speedup": 1.7, "train": {"speedup": 1.2, "target": 1.3},
+                                   "gen": {"speedup": 5.0, "target": 4.0}, "other": {"x": 1}})
     write_bench(bench, "d_crashed", {"checks": [{"target": "x >= 1", "measured": 3, "holds": True}]}, exit_code=4)
     runner = load_runner(monkeypatch, tmp_path)
     assert runner.main([]) == 1  # d_crashed exited 4
@@ -43,13 +44,15 @@ def test_summary_marks_each_target(tmp_path, monkeypatch):
     rows = {(t["bench"], t["name"]): t["holds"] for t in summary["targets"]}
     assert rows == {("a_list.py", "speedup >= 1.5"): True, ("a_list.py", "padding <= 0.1"): False,
                     ("b_dict.py", "speedup_10x"): True, ("c_plain.py", "speedup"): None,
+                    ("c_plain.py", "train.speedup"): False, ("c_plain.py", "gen.speedup"): True,
                     ("d_crashed.py", "x >= 1"): False}
     assert summary["all_targets_hold"] is False
     assert len(summary["machine"]["load_average_at_start"]) == 3 and summary["machine"]["cpus"] >= 1
     assert all(len(b["load_average_before"]) == 3 for b in summary["benchmarks"])
 
     md = (tmp_path / "results/bench/summary.md").read_text()
-    assert "## Targets (2 of 5 hold)" in md
+    assert "## Targets (3 of 7 hold)" in md
+    assert "| c_plain.py | train.speedup | 1.3 | 1.2 | **no** |" in md
     assert "| a_list.py | padding <= 0.1 | - | 0.25 | **no** |" in md
     assert "| a_list.py | speedup >= 1.5 | - | 2 | yes |" in md
     assert "| b_dict.py | speedup_10x | 30 | 50.2 | yes |" in md
