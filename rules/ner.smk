@@ -182,9 +182,10 @@ use rule ner_robustness as ner_ablation with:
         "benchmarks/ner_ablation/ner_ablation.tsv"
 
 
+# Table 3: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method
 rule ner_example:
     input:
-        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
+        **NER.example_inputs(),
     output:
         md=report(
             "results/tables/ner_example.md",
@@ -192,14 +193,25 @@ rule ner_example:
             subcategory="Tagging",
             caption="../workflow/report/ner_example.rst",
         ),
+        csv="results/tables/ner_example.csv",
     params:
-        methods=NER.main_methods(["baseline", "robust"]),
+        methods=NER.example_methods(),
+        example=NER.example_input(),
+        types=config["ner_data"]["entity_types"],
+        postprocess=NER.postprocess(),
+        batch_size=config["ner"]["eval_batch_size"],
+        chain=config["ner"]["chain"],
+        seed=config["seed"],
+        cache="results/cache/ner_llm",
         source=config["ner"]["example_source"],
         context=NER.caption_context(),
     log:
         "logs/ner_example/ner_example.log",
     benchmark:
         "benchmarks/ner_example/ner_example.tsv"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     conda:
         "../envs/tinysec.yaml"
     script:
@@ -219,6 +231,7 @@ if section_enabled("ner"):
         "results/tables/ner_ablation.csv",
         "results/tables/ner_ablation.md",
         "results/tables/ner_example.md",
+        "results/tables/ner_example.csv",
     )
 
 

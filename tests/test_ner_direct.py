@@ -214,3 +214,118 @@ def test_plan_direct_rows(monkeypatch):
     assert [r["method"] for r in _ner().direct_rows()] == ["tiny-llama", "tiny-api"]
     assert "llm" not in _ner().direct_inputs("tiny-api")
     assert _ner(lambda c: c["ner"].setdefault("direct", {}).update(enabled=False)).direct_rows() == []
+
+
+# ---------------------------------------------------------------- ner_example (Table 3)
+REAL = ("Nmap scan report for 127.0.0.1\nHost is up (0.00010s latency).\nPORT     STATE SERVICE VERSION\n"
+        "22/tcp   open  ssh     OpenSSH 8.9p1 Ubuntu 3ubuntu0.6 (Ubuntu Linux; protocol 2.0)\n"
+        "80/tcp   open  http    nginx 1.24.0\n")
+SEGMENTS = "Host 127.0.0.1 runs OpenSSH on port 22 and nginx on port 80; host 10.66.66.66 answers too."
+
+
+@pytest.fixture(scope="module")
+def ip_tagger(tmp_path_factory):
+    """A tiny random BERT + CRF whose head tags every word B-IP: regex validation keeps exactly the
+    valid IPv4 addresses of the text it is shown."""
+    import torch
+
+    from tinysec.models.tiny import build_random_model
+    from tinysec.ner.labels import bio_labels
+    from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
+
+    base = tmp_path_factory.mktemp("example")
+    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
+    labels = bio_labels(TYPES)
+    model = EncoderCRFTagger.from_encoder(enc, labels)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.bias[labels.index("B-IP")] = 12.0
+        for p in model.crf.parameters():
+            p.zero_()
+    model.save(base / "tagger", load_tokenizer(enc), {"max_length": 256})
+    return str(base / "tagger")
+
+
+def _real_records(path):
+    from tinysec.osint.record import make_record
+
+    rec = make_record("nmap", "127.0.0.1", REAL, {"args": "nmap -sV -n -Pn 127.0.0.1", "scanner_version": "7.94",
+                                                  "hosts": []}, tool_version="7.94", record_id_="real-scan-nmap-text",
+                      gold_entities=[{"type": "IP", "text": "127.0.0.1"}, {"type": "SOFTWARE", "text": "nginx"},
+                                     {"type": "VERSION", "text": "1.24.0"}])
+    write_jsonl(path, [rec])
+
+
+def _method_preds(path, found: int):
+    """A predictions file with 2 gold entities of which the method finds ``found``."""
+    gold = [{"start": 0, "end": 3, "type": "IP"}, {"start": 4, "end": 7, "type": "IP"}]
+    write_jsonl(path, [{"testset": "clean", "family": "clean", "id": "x", "source": "nmap", "text": "a.b c.d",
+                        "gold": gold, "pred": gold[:found], "rejected": []}])
+
+
+def test_example_real_nmap_input_baseline_and_best_method_side_by_side(ip_tagger, tmp_path, monkeypatch):
+    from tinysec.ner.example import (best_method, example_caption, example_markdown, load_example, side_by_side,
+                                     tag_example)
+
+    monkeypatch.setenv("TINYSEC_DIRECT_KEY", "k")
+    _real_records(tmp_path / "records.jsonl")
+    example = load_example("real", tmp_path / "records.jsonl", TYPES)
+    assert example["text"] == REAL and example["id"] == "real-scan-nmap-text"
+    assert [REAL[g["start"]:g["end"]] for g in example["gold"]] == ["127.0.0.1", "nginx", "1.24.0"]
+    for name, found in (("baseline", 0), ("templates", 1), ("loopback", 2)):
+        _method_preds(tmp_path / f"{name}.jsonl", found)
+    with OpenAIServer(responder=lambda b: "NONE" if "leaves out" in b["messages"][-1]["content"] else SEGMENTS) as srv:
+        rows = [{"method": n, "label": f"{n} [tiny]", "predictions": str(tmp_path / f"{n}.jsonl"), "model": ip_tagger,
+                 "normalize": n != "baseline", "llm": "Loopback" if n == "loopback" else "none"}
+                for n in ("baseline", "templates", "loopback")]
+        base, best = best_method(rows)
+        assert (base["method"], base["f1"], best["method"], best["f1"]) == ("baseline", 0.0, "loopback", 1.0)
+        post = {"threshold": 0.0, "low_confidence": "flag"}
+        llm = chain_llm(_entry(srv), "loopback", None, tmp_path / "cache", 64, 0)
+        sides = [(base["label"], tag_example(REAL, base, post)),
+                 (best["label"], tag_example(REAL, best, post, llm=llm, rounds=1))]
+    assert [e["text"] for e in sides[0][1]["entities"]] == ["127.0.0.1"] and sides[0][1]["hallucinated"] == []
+    assert [e["text"] for e in sides[1][1]["entities"]] == ["127.0.0.1"]
+    assert sides[1][1]["hallucinated"] == [{"type": "IP", "text": "10.66.66.66"}]
+    df, table = side_by_side(example, sides, TYPES)
+    assert table[0] == "| type | gold | baseline [tiny] | loopback [tiny] |"
+    ip_row = next(r for r in table if r.startswith("| IP |"))
+    assert ip_row.startswith("| IP | `127.0.0.1` | `127.0.0.1` (") and ip_row.count("✓") == 2
+    assert "| SOFTWARE | `nginx` | - | - |" in table and "| correct / found / gold | 3 | 1 / 1 / 3 | 1 / 1 / 3 |" in table
+    assert table[-1] == "| dropped (not in the input) | - | - | IP: `10.66.66.66` |"
+    assert list(df["column"]) == ["gold"] * 3 + ["baseline [tiny]", "loopback [tiny]"]
+    assert list(df["correct"][3:]) == [True, True] and list(df["text"][:3]) == ["127.0.0.1", "nginx", "1.24.0"]
+    md = example_markdown(example, table, example_caption(example, base, best, {"run_name": "t", "threshold": 0.85}))
+    assert "Raw input (Nmap: real `nmap -sV` text output" in md and "```\n" + REAL.rstrip("\n") + "\n```" in md
+    assert "Right: loopback [tiny], the best other method by that F1 (1.000; identification LLM: Loopback)" in md
+
+
+def test_example_falls_back_to_the_raw_test_input_with_most_gold(tmp_path):
+    from tinysec.ner.example import best_method, load_example
+
+    from tinysec.ner.labels import spans_to_bio
+    from tinysec.ner.tokenize import words
+
+    write_jsonl(tmp_path / "test.jsonl", [{**r, "tokens": words(r["text"]), "tags": spans_to_bio(r["text"], r["spans"])}
+                                          for r in _rows()])
+    ex = load_example("test", tmp_path / "test.jsonl", TYPES, source="nmap")
+    assert ex["id"] == "t-scan" and ex["kind"] == "test" and len(ex["gold"]) == 3
+    assert load_example("test", tmp_path / "test.jsonl", TYPES, source="whois")["id"] == "t-whois"
+    _method_preds(tmp_path / "b.jsonl", 1)
+    with pytest.raises(ValueError, match="needs the baseline and one other method"):
+        best_method([{"method": "baseline", "predictions": str(tmp_path / "b.jsonl")}])
+
+
+def test_plan_example_input_and_methods(monkeypatch):
+    monkeypatch.delenv("TINYSEC_TINY_API_KEY", raising=False)
+    ner = _ner()
+    kind = "real" if ner.real_scan_enabled() else "test"
+    assert ner.example_input()["kind"] == kind
+    assert _ner(lambda c: c["ner"]["real_scan"].update(enabled=False)).example_input() == {
+        "kind": "test", "path": "results/ner/data/test.raw.jsonl"}
+    rows = ner.example_methods()
+    assert [(r["method"], r["normalize"], r["llm_dir"]) for r in rows] == [
+        ("baseline", False, None), ("templates", True, None), ("tiny-llama", True, "resources/models/tiny-llama")]
+    inputs = ner.example_inputs()
+    assert inputs["llms"] == ["resources/models/tiny-llama"] and len(inputs["models"]) == 3

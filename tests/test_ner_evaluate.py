@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tinysec.io import write_jsonl
-from tinysec.ner.tables import (Method, ablation_table, attack_success, counts_table, example_markdown,
-                                robustness_table)
+from tinysec.ner.tables import Method, ablation_table, attack_success, counts_table, robustness_table
 
 IP, DOM = "IP", "DOMAIN"
 
@@ -66,9 +65,3 @@ def test_robustness_and_ablation_tables(methods):
     assert df.loc[(rob, "char"), "attack_success_rate"] == pytest.approx(2 / 3, abs=1e-4)
     ab = ablation_table([methods[1]], ["char"])
     assert ab.loc[0, "f1_perturbed_mean"] == pytest.approx(0.4) and ab.loc[0, "f1_char"] == pytest.approx(0.4)
-
-
-def test_example_markdown(methods):
-    md = example_markdown(list(methods), source="nmap", caption="cap")
-    assert md.startswith("cap") and "test id `a`" in md
-    assert f"| {methods[0].label} | 1 / 1 / 2 |" in md and f"| {methods[1].label} | 2 / 2 / 2 |" in md

@@ -127,8 +127,10 @@ def test_ablation_table(tiny_run):
 
 def test_example_table(tiny_run):
     md = (tiny_run / "results" / "tables" / "ner_example.md").read_text()
-    assert "Raw input (Nmap" in md and "| gold |" in md
-    assert "fine-tuned (baseline)" in md and "robust (adversarial fine-tuning)" in md
+    assert "Raw input (Nmap: " in md and "| type | gold | fine-tuned (baseline, raw text) [" in md
+    assert "| correct / found / gold |" in md and "the best other method by that F1" in md
+    df = pd.read_csv(tiny_run / "results" / "tables" / "ner_example.csv")
+    assert df["column"].iloc[0] == "gold" and df["column"].nunique() >= 2
 
 
 @pytest.mark.parametrize("config", ["config.yaml", "paper.yaml"])

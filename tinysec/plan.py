@@ -584,6 +584,31 @@ class Ner:
         """Inputs of ``ner_direct_predict``: the raw test inputs and the LLM's local weights."""
         return {"test": f"{NER_DATA}/test.raw.jsonl", **self._llm_weights(method)}
 
+    def example_input(self) -> dict:
+        """The input of ``ner_example`` (kinds of :mod:`tinysec.ner.example`): the real-scan records
+        when ``ner_real`` is built, else the first collected Nmap record, else the raw test inputs."""
+        if self.real_scan_enabled():
+            return {"kind": "real", "path": "results/ner/real/records.jsonl"}
+        collected = [f for f in Osint(self.config).collected_records() if f.startswith("results/osint/raw/nmap/")]
+        if collected:
+            return {"kind": "collected", "path": collected[0]}
+        return {"kind": "test", "path": f"{NER_DATA}/test.raw.jsonl"}
+
+    def example_methods(self) -> list[dict]:
+        """The main encoder's method rows with what tagging the example needs: display label,
+        normaliser switch, LLM config entry and local weights folder (None for the others)."""
+        return [{**r, "label": f"{r['method_label']} [{r['encoder_label']}]",
+                 "normalize": self.method_normalize(r["method"]), "llm_entry": self.method_llm_entry(r["method"]),
+                 "llm_dir": self._llm_weights(r["method"]).get("llm")}
+                for r in self.method_rows() if r["encoder"] == self.cfg["encoder"]]
+
+    def example_inputs(self) -> dict:
+        """Inputs of ``ner_example``: the example input, every method's predictions (to pick the best
+        method), taggers and local LLM weights."""
+        rows = self.example_methods()
+        return {"example": self.example_input()["path"], "predictions": [r["predictions"] for r in rows],
+                "models": [r["model"] for r in rows], "llms": unique(r["llm_dir"] for r in rows if r["llm_dir"])}
+
     def caption_context(self) -> dict:
         """Facts every NER caption states: run, encoder, training sizes and settings."""
         ner = self.cfg

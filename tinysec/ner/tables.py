@@ -311,39 +311,6 @@ def ablation_table(methods: list[Method], families: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# ---------------------------------------------------------------- one example report
-def example_markdown(methods: list[Method], source: str = "nmap", caption: str = "") -> str:
-    """One clean test report of ``source`` (the one with the most gold entities) and what each method finds."""
-    sets = [(m, {r["id"]: r for r in _load(m)["clean"]}) for m in methods]
-    candidates = [r for r in sets[0][1].values() if r["source"] == source] or list(sets[0][1].values())
-    if not candidates:
-        raise ValueError("no clean test sentence to show")
-    pick = max(candidates, key=lambda r: (len(r["gold"]), -len(r["text"])))
-    gold = {(g["start"], g["end"], g["type"]) for g in pick["gold"]}
-
-    def fmt(ents, mark: bool) -> str:
-        items = []
-        for e in sorted(ents, key=lambda e: e["start"]):
-            ok = (e["start"], e["end"], e["type"]) in gold
-            conf = f" ({e['confidence']:.2f}{', flagged' if e.get('flagged') else ''})" if "confidence" in e else ""
-            tick = (" ✓" if ok else " ✗") if mark else ""
-            items.append(f"{e['type']}: `{pick['text'][e['start']:e['end']]}`{conf}{tick}")
-        return "<br>".join(items) or "(none)"
-
-    lines = [caption.strip(), "", f"Raw input ({SOURCE_LABELS.get(pick['source'], pick['source'])}, "
-             f"test id `{pick['id']}`):", "", "> " + pick["text"].replace("\n", " "), "",
-             "| method | correct / found / gold | entities found (type: text (confidence)) |", "|---|---|---|",
-             f"| gold | {len(gold)} / {len(gold)} / {len(gold)} | {fmt(pick['gold'], False)} |"]
-    for m, rows in sets:
-        r = rows[pick["id"]]
-        found = {(e["start"], e["end"], e["type"]) for e in r["pred"]}
-        lines.append(f"| {m.label} | {len(found & gold)} / {len(found)} / {len(gold)} | {fmt(r['pred'], True)} |")
-        if r.get("rejected"):
-            rej = ", ".join(f"{x['type']}: `{pick['text'][x['start']:x['end']]}` ({x['reason']})" for x in r["rejected"])
-            lines.append(f"| ↳ rejected by post-processing | | {rej} |")
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------- real loopback scans
 REAL_TYPES = ("IP", "SOFTWARE", "VERSION", "SERVICE")
 REAL_FORMATS = {"nmap_text": "nmap -sV text (-oN)", "nmap_xml": "nmap -sV XML (-oX)"}
@@ -426,9 +393,6 @@ _WHAT = {
                  "alpha/beta pairing), consistency loss (KL between clean and perturbed emissions), gradient "
                  "masking, dropout tuning (encoder's own dropout). f1_perturbed_mean averages the families; "
                  "attack_success_rate pools them."),
-    "example": ("Qualitative comparison on one clean test report: the gold "
-                "entities and the entities each tagger keeps after post-processing (confidence, ✓ exact "
-                "span+type match, ✗ not in gold)."),
 }
 
 
@@ -517,5 +481,5 @@ def method_note(methods: list[Method], context: dict) -> str:
 
 
 __all__ = ["F1_DEFINITION", "Method", "direct_counts", "direct_note", "prf_table", "prf_figure", "counts_table", "counts_figure", "hallucinated",
-           "robustness_table", "ablation_table", "example_markdown", "attack_success", "caption",
+           "robustness_table", "ablation_table", "attack_success", "caption",
            "calibration_scores", "real_table", "real_caption"]
