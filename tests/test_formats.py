@@ -110,6 +110,13 @@ def test_messages_say_what_was_expected_and_what_came(tmp_path):
     assert "field 'orig_id': missing field" in problem({"id": "a", "tokens": [], "tags": []}, "ner_adversarial")
     assert describe_schema({"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": -1}}) == \
         "a non-empty list of integers >= -1"
+    # long lists of scalars take a fast path; the verdict stays the full validator's
+    tokens = {"id": "a", "tokens": ["t"] * 500 + [7], "tags": ["O"] * 501}
+    assert problem(tokens, "ner_sentences") == f"{where}, row 12, field 'tokens[500]': expected a string, got 7"
+    assert problem(dict(tokens, tokens=["t"], tags=["O", True]), "ner_sentences").endswith(
+        "field 'tags[1]': expected a non-empty string, got true")
+    adv = {"id": "a", "tokens": ["x", "y", "z"], "tags": ["O"] * 3, "orig_id": "o", "family": "leet"}
+    assert check_record(dict(adv, word_map=[0, 1.0, -1]), "ner_adversarial", where)  # 1.0 is an integer in JSON
 
 
 def test_rows_are_numbered_by_line_blank_lines_included(tmp_path):
