@@ -5,14 +5,23 @@ row with a message naming the file, the row (line) and the field."""
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from tinysec.io import (FORMATS_DIR, InputError, check_record, describe_schema, format_names, format_validator,
-                        iter_records, read_json, read_records, write_jsonl)
+from tinysec.io import (
+    FORMATS_DIR,
+    InputError,
+    check_record,
+    describe_schema,
+    format_names,
+    format_validator,
+    iter_records,
+    read_json,
+    read_records,
+    write_jsonl,
+)
 from tinysec.osint.record import ALL_ENTITY_TYPES, SOURCES
 from tinysec.osint.synthetic import generate
 
@@ -61,9 +70,9 @@ def test_every_schema_is_valid_cached_and_shipped_as_package_data():
         validator = format_validator(name)
         Draft202012Validator.check_schema(validator.schema)
         assert format_validator(name) is validator
-    data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    globs = data["tool"]["setuptools"]["package-data"]["tinysec"]
-    assert {p.name for g in globs for p in (FORMATS_DIR.parent).glob(g)} == {f"{n}.schema.yaml" for n in FORMATS}
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert '[tool.setuptools.package-data]\ntinysec = ["schemas/*.schema.yaml"]' in pyproject
+    assert {p.name for p in FORMATS_DIR.parent.glob("schemas/*.schema.yaml")} == {f"{n}.schema.yaml" for n in FORMATS}
     with pytest.raises(ValueError, match="unknown data-file format 'nope'; known: answers, battles"):
         format_validator("nope")
 

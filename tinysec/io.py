@@ -10,8 +10,9 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 log = logging.getLogger("tinysec")
 
@@ -126,7 +127,7 @@ def _plainly_valid(item: Any, schema: dict) -> bool:
     return "minimum" not in schema or item >= schema["minimum"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _format_validator_class():
     """Draft 2020-12 with a fast ``items`` for lists of simple scalars (token and tag lists): items
     that plainly fit are skipped and only the others are validated in full, so errors are unchanged."""
@@ -148,7 +149,7 @@ def _format_validator_class():
     return validators.extend(Draft202012Validator, {"items": items})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def format_validator(name: str):
     """The cached draft 2020-12 validator of data-file format ``name`` (``$ref`` to sibling files resolved)."""
     path = FORMATS_DIR / f"{name}.schema.yaml"
