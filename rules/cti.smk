@@ -1,6 +1,6 @@
 # rules of the 'cti' section (see docs/DEVELOPING.md): ATT&CK tactic and technique extraction
-# from CTI sentences (one table per task): data and splits, LoRA fine-tunes, zero-shot and TF-IDF
-# baselines, scores and tables.
+# from CTI sentences (one table per task): data and splits, LoRA fine-tunes, zero-shot, TF-IDF and
+# encoder-classifier baselines, scores and tables; the held-out groups split and its tables.
 
 
 rule cti_data:
@@ -39,6 +39,7 @@ rule cti_subset:
         n_train=config["cti"]["train_size"],
         n_test=config["cti"]["test_size"],
         seed=config["seed"],
+        top_techniques=config["cti"]["llm_top_techniques"],
     log:
         "logs/cti_subset/cti_subset.log",
     benchmark:
@@ -103,11 +104,7 @@ rule cti_zero_shot_model:
 
 rule cti_tfidf:
     input:
-        train=lambda wc: (
-            "results/cti/train.jsonl"
-            if wc.variant == "tfidf-lr-full"
-            else "results/cti/subset/train.jsonl"
-        ),
+        train=lambda wc: CTI.train_file(wc.variant),
         test=lambda wc: CTI.test_file(wc.variant),
         labels="results/cti/labels.json",
     output:
@@ -116,8 +113,9 @@ rule cti_tfidf:
     params:
         settings=CTI.tfidf_settings(),
         seed=config["seed"],
+        label=lambda wc: CTI.tfidf_label(wc.variant),
     wildcard_constraints:
-        variant="tfidf-lr|tfidf-lr-full",
+        variant="tfidf-lr|tfidf-lr-full|tfidf-lr-heldout",
     log:
         "logs/cti_tfidf/{variant}-{task}.log",
     benchmark:
@@ -127,6 +125,66 @@ rule cti_tfidf:
         "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_tfidf.py"
+
+
+rule cti_heldout:
+    input:
+        unpack(lambda wc: CTI.source_inputs()),
+        train="results/cti/train.jsonl",
+        val="results/cti/val.jsonl",
+        test="results/cti/test.jsonl",
+        stats="results/cti/data_stats.json",
+    output:
+        train="results/cti/heldout/train.jsonl",
+        val="results/cti/heldout/val.jsonl",
+        test="results/cti/heldout/test.jsonl",
+        stats="results/cti/heldout/data_stats.json",
+    params:
+        source=CTI.source(),
+        min_length=config["cti"]["min_length"],
+        to_parent=config["cti"]["subtechniques_to_parent"],
+        fraction=config["cti"]["heldout"]["fraction"],
+        seed=config["seed"],
+    log:
+        "logs/cti_heldout/cti_heldout.log",
+    benchmark:
+        "benchmarks/cti_heldout/cti_heldout.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_heldout.py"
+
+
+rule cti_encoder:
+    input:
+        train=lambda wc: CTI.train_file(wc.row),
+        val=lambda wc: CTI.val_file(wc.row),
+        test=lambda wc: CTI.test_file(wc.row),
+        labels="results/cti/labels.json",
+        encoder=lambda wc: model_path(CTI.encoder_model()),
+    output:
+        classifier=directory("results/cti/{row}/classifier"),
+        tactic_model=directory("results/cti/{row}/tactic_model"),
+        technique_model=directory("results/cti/{row}/technique_model"),
+        tactic_answers="results/cti/{row}/tactic_answers.jsonl",
+        technique_answers="results/cti/{row}/technique_answers.jsonl",
+        metrics="results/cti/{row}/train_metrics.json",
+    params:
+        tasks=["tactic", "technique"],
+        settings=CTI.encoder_settings(),
+        seed=config["seed"],
+        label=lambda wc: CTI.encoder_label(wc.row),
+    wildcard_constraints:
+        row="encoder|encoder-heldout",
+    log:
+        "logs/cti_encoder/{row}.log",
+    benchmark:
+        "benchmarks/cti_encoder/{row}.tsv"
+    threads: HEAVY_THREADS
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_encoder.py"
 
 
 rule cti_answer:
@@ -165,7 +223,7 @@ rule cti_score:
     params:
         intervals=CTI.intervals(),
     wildcard_constraints:
-        contestant=one_of(CTI.contestants()),
+        contestant=one_of(CTI.scored()),
     log:
         "logs/cti_score/{contestant}-{task}.log",
     benchmark:
@@ -204,10 +262,54 @@ rule cti_table:
         hparams=config["cti"]["train"],
         choices=config["cti"]["zero_shot_labels"],
         memory_fraction=CTI.memory_fraction(),
+        top_techniques=config["cti"]["llm_top_techniques"],
+    wildcard_constraints:
+        task="tactic|technique",
     log:
         "logs/cti_table/{task}.log",
     benchmark:
         "benchmarks/cti_table/{task}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    script:
+        "../workflow/scripts/cti_table.py"
+
+
+rule cti_table_heldout:
+    input:
+        metrics=lambda wc: expand(
+            "results/cti/{contestant}/{task}_metrics.json",
+            contestant=CTI.heldout_rows(),
+            task=wc.task,
+        ),
+        stats="results/cti/heldout/data_stats.json",
+        train="results/cti/heldout/train.jsonl",
+        test="results/cti/heldout/test.jsonl",
+        labels="results/cti/labels.json",
+    output:
+        csv=report(
+            "results/tables/{task}_heldout.csv",
+            category="Small-LLM study",
+            subcategory="CTI extraction",
+            caption="../workflow/report/cti_heldout.rst",
+        ),
+        md=report(
+            "results/tables/{task}_heldout.md",
+            category="Small-LLM study",
+            subcategory="CTI extraction",
+            caption="../workflow/report/cti_heldout.rst",
+        ),
+    params:
+        hparams=config["cti"]["train"],
+        choices=config["cti"]["zero_shot_labels"],
+        memory_fraction=CTI.memory_fraction(),
+        top_techniques=None,
+    wildcard_constraints:
+        task="tactic|technique",
+    log:
+        "logs/cti_table_heldout/{task}.log",
+    benchmark:
+        "benchmarks/cti_table_heldout/{task}.tsv"
     conda:
         "../envs/tinysec.yaml"
     script:
@@ -221,5 +323,10 @@ if section_enabled("cti"):
             "results/cti/{contestant}/{task}_per_label.csv",
             contestant=CTI.contestants(),
             task=config["cti"]["tasks"],
+        ),
+        *expand(
+            "results/tables/{task}_heldout.{ext}",
+            task=config["cti"]["tasks"] if CTI.heldout_rows() else [],
+            ext=["csv", "md"],
         ),
     )

@@ -171,6 +171,8 @@ def _model_refs(config: dict) -> Iterable[tuple[str, str, str]]:
         yield f"cti.models[{i}]", name, "train"
     for i, name in enumerate(cti.get("zero_shot") or []):
         yield f"cti.zero_shot[{i}]", name, "any"
+    if (cti.get("encoder") or {}).get("model"):
+        yield "cti.encoder.model", cti["encoder"]["model"], "encoder"
     yield "ner.encoder", ner.get("encoder"), "encoder"
     for i, name in enumerate(ner.get("encoder_variants") or []):
         yield f"ner.encoder_variants[{i}]", name, "encoder"

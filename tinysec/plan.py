@@ -307,17 +307,70 @@ class Cti:
             return []
         return ["tfidf-lr", "tfidf-lr-full"] if tfidf["full_train"] else ["tfidf-lr"]
 
+    def encoder_rows(self) -> list[str]:
+        """The encoder classifier row (``encoder``) when ``cti.encoder.enabled``."""
+        return ["encoder"] if self.cfg["encoder"]["enabled"] else []
+
     def contestants(self) -> list[str]:
         """Every row of the CTI tables (each has results/cti/{contestant}/{task}_metrics.json)."""
-        return self.llm_contestants() + self.tfidf_rows()
+        return self.llm_contestants() + self.tfidf_rows() + self.encoder_rows()
+
+    def heldout_enabled(self) -> bool:
+        """Whether the held-out groups tables are built: ``cti.heldout.fraction`` is set and the
+        source read is ATT&CK procedure examples (a user file names no groups)."""
+        source = self.source()
+        user_file = os.path.splitext(source.split("?")[0])[1].lower() in (".csv", ".jsonl", ".ndjson")
+        return self.cfg["heldout"]["fraction"] is not None and not user_file
+
+    def heldout_rows(self) -> list[str]:
+        """Rows of the held-out groups tables: TF-IDF (when enabled) and the encoder, trained on the
+        held-out split's training set and scored on its test set."""
+        if not self.heldout_enabled():
+            return []
+        return (["tfidf-lr-heldout"] if self.cfg["tfidf"]["enabled"] else []) + \
+            [f"{r}-heldout" for r in self.encoder_rows()]
+
+    def scored(self) -> list[str]:
+        """Every contestant cti_score scores: the table rows and the held-out rows."""
+        return self.contestants() + self.heldout_rows()
 
     def full_test_rows(self) -> list[str]:
         """Rows scored on the whole test split (cheap classifiers); LLM rows use the seeded subset."""
-        return self.tfidf_rows()
+        return self.tfidf_rows() + self.encoder_rows()
 
     def test_file(self, contestant: str) -> str:
         """The test items ``contestant`` answers and is scored on."""
+        if contestant in self.heldout_rows():
+            return "results/cti/heldout/test.jsonl"
         return "results/cti/test.jsonl" if contestant in self.full_test_rows() else "results/cti/subset/test.jsonl"
+
+    def train_file(self, row: str) -> str:
+        """The training texts of a cheap-classifier row: the subsample (``tfidf-lr``), the held-out
+        split's training set (``*-heldout``) or the whole training split."""
+        if row.endswith("-heldout"):
+            return "results/cti/heldout/train.jsonl"
+        return "results/cti/subset/train.jsonl" if row == "tfidf-lr" else "results/cti/train.jsonl"
+
+    def val_file(self, row: str) -> str:
+        """The validation texts an encoder row chooses its thresholds on."""
+        return "results/cti/heldout/val.jsonl" if row.endswith("-heldout") else "results/cti/val.jsonl"
+
+    def tfidf_label(self, row: str) -> str | None:
+        """Display name of a TF-IDF row when it is not the default one (the held-out row)."""
+        return "TF-IDF + LR, held-out groups" if row.endswith("-heldout") else None
+
+    def encoder_model(self) -> str:
+        """The encoder the classifier fine-tunes: ``cti.encoder.model``, else the top-level ``embedder``."""
+        return self.cfg["encoder"]["model"] or self.config["embedder"]
+
+    def encoder_settings(self) -> dict:
+        """Training settings of tinysec.cti.encoder (``cti.encoder`` less ``enabled`` and ``model``)."""
+        return {k: v for k, v in self.cfg["encoder"].items() if k not in ("enabled", "model")}
+
+    def encoder_label(self, row: str) -> str:
+        """Display name of an encoder row."""
+        base = f"{self.models.label(self.encoder_model())} + sigmoid head (fine-tuned)"
+        return f"{base}, held-out groups" if row.endswith("-heldout") else base
 
     def source(self) -> str:
         """The source ``cti_data`` reads: ``cti.source``, or ``cti.fallback_source`` when

@@ -27,7 +27,8 @@ def finetune(job: TrainJob, *, task: str, labels_file: str, label: str, gpus: in
     metrics = run_job(replace(job, records=records, train_file=None), gpus_per_job=gpus)
     params = safetensors_numel(job.model_dir) + safetensors_numel(job.out_dir)
     write_manifest(job.out_dir, kind="lora", label=label, model_dir=job.model_dir, prompt=dict(job.prompt or {}),
-                   parameters=params, **manifest_base(task, labels_file))
+                   parameters=params, train_seconds=metrics.get("wall_seconds"), train_tokens=metrics.get("train_tokens"),
+                   **manifest_base(task, labels_file))
     return metrics
 
 
@@ -49,17 +50,18 @@ def llm_manifest(out_dir: str, kind: str, task: str, labels_file: str, train_fil
 
 
 def fit_tfidf(train_file: str, test_file: str, labels_file: str, task: str, out_dir: str, answers_file: str,
-              settings: Mapping[str, Any], seed: int, full: bool = False) -> None:
+              settings: Mapping[str, Any], seed: int, full: bool = False, label: str | None = None) -> None:
     """Fit the TF-IDF baseline, save it as a CTI model folder and answer the texts of ``test_file``.
 
-    ``full``: the training file is the whole training split rather than the subsample (own label)."""
+    ``full``: the training file is the whole training split rather than the subsample (own label);
+    ``label`` overrides the row's display name."""
     from .tfidf import TfidfOvr
 
     field = label_field(task)
     train = read_jsonl(train_file)
     model = TfidfOvr.fit([r["text"] for r in train], [r[field] for r in train], dict(settings), seed=seed)
     model.save(Path(out_dir) / "tfidf")
-    label = f"TF-IDF + LR, full train split ({len(train)})" if full else "TF-IDF + LR (one-vs-rest)"
+    label = label or (f"TF-IDF + LR, full train split ({len(train)})" if full else "TF-IDF + LR (one-vs-rest)")
     write_manifest(out_dir, kind="tfidf", label=label, parameters=model.n_parameters,
                    **manifest_base(task, labels_file))
     write_jsonl(answers_file, answer(out_dir, read_jsonl(test_file)))

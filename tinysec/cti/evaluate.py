@@ -64,7 +64,8 @@ def score_file(model_dir: str, answers_file: str, test_file: str, contestant: st
     gold = [r[label_field(manifest["task"])] for r in test]
     scored = score_answers(test, gold, read_jsonl(answers_file), mapper, intervals)
     metrics = {"model": contestant, "label": manifest.get("label", contestant), "kind": manifest["kind"],
-               "task": manifest["task"], "parameters": manifest.get("parameters"), **scored.metrics}
+               "task": manifest["task"], "parameters": manifest.get("parameters"),
+               "train_seconds": manifest.get("train_seconds"), "train_tokens": manifest.get("train_tokens"), **scored.metrics}
     write_json(out["metrics"], metrics)
     scored.per_label.to_csv(out["per_label"], index=False)
     write_jsonl(out["predictions"], scored.predictions)

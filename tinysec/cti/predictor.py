@@ -23,7 +23,7 @@ from .prompts import label_field, to_records
 
 MANIFEST = "cti_model.json"
 DEFAULT_GEN = {"max_new_tokens": 32, "batch_size": 16}
-KINDS = ("lora", "zero-shot", "api", "tfidf")
+KINDS = ("lora", "zero-shot", "api", "tfidf", "encoder")
 
 
 def write_manifest(folder: str | os.PathLike, **fields: Any) -> dict:
@@ -84,6 +84,11 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
         model = TfidfOvr.load(Path(model_dir) / "tfidf")
         return [{"id": r["id"], "answer": ", ".join(labels), "n_tokens": 0, "seconds": 0.0}
                 for r, labels in zip(rows, model.predict([r["text"] for r in rows]))]
+    if kind == "encoder":
+        from .encoder import predict
+
+        return [{"id": r["id"], "answer": ", ".join(labels), "n_tokens": 0, "seconds": 0.0}
+                for r, labels in zip(rows, predict(manifest["model_dir"], task, [r["text"] for r in rows]))]
     from ..models import generate
 
     mapper = mapper_of(manifest)

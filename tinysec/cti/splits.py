@@ -90,8 +90,20 @@ def build_dataset(source: str, out: Mapping[str, str], min_length: int, to_paren
     return stats
 
 
+def frequent_only(train: list[dict], test: list[dict], top: int | None) -> tuple[list[dict], list[dict]]:
+    """The texts of ``train`` and ``test`` whose techniques are all among the ``top`` most frequent
+    techniques of ``train`` (ties by id; all texts when ``top`` is None)."""
+    if top is None:
+        return train, test
+    freq = Counter(t for r in train for t in r["techniques"])
+    keep = {t for t, _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))[:top]}
+    return [r for r in train if set(r["techniques"]) <= keep], [r for r in test if set(r["techniques"]) <= keep]
+
+
 def make_subset(train: str, test: str, out_train: str, out_test: str, n_train: int | None, n_test: int | None,
-                seed: int) -> None:
-    """Seeded subsamples of the train and test splits (the sizes the models actually see)."""
-    write_jsonl(out_train, subsample(read_jsonl(train), n_train, seed))
-    write_jsonl(out_test, subsample(read_jsonl(test), n_test, seed + 1))
+                seed: int, top_techniques: int | None = None) -> None:
+    """Seeded subsamples of the train and test splits (the sizes the models actually see), drawn
+    from the texts of the ``top_techniques`` most frequent techniques only when that is set."""
+    rows_train, rows_test = frequent_only(read_jsonl(train), read_jsonl(test), top_techniques)
+    write_jsonl(out_train, subsample(rows_train, n_train, seed))
+    write_jsonl(out_test, subsample(rows_test, n_test, seed + 1))

@@ -11,7 +11,8 @@ from .metrics import INTERVAL_METRICS
 from .predictor import label_mapper
 
 KIND_TEXT = {"lora": "LoRA fine-tune", "zero-shot": "base LLM, zero-shot", "api": "API model, zero-shot",
-             "tfidf": "TF-IDF + one-vs-rest logistic regression"}
+             "tfidf": "TF-IDF + one-vs-rest logistic regression",
+             "encoder": "encoder classifier (sigmoid head, fine-tuned)"}
 #: Scores of a metrics JSON the tables and ``tinysec cti-eval`` show (``precision_example``: the study's figure).
 METRIC_COLUMNS = ["precision_example", "precision_micro", "recall_micro", "f1_micro", "precision_macro",
                   "recall_macro", "f1_macro", "exact_match", "invalid_rate"]
@@ -22,20 +23,23 @@ STUDY = {"tactic": "Table 6", "technique": "Table 7"}
 LLM_KINDS = ("lora", "zero-shot", "api")
 
 
+#: What training cost a trained row (LoRA, encoder): wall seconds and tokens seen; blank for the others.
+TRAINED = ["train_seconds", "train_tokens"]
 #: Columns of a table row read from a metrics JSON: each score, and the bounds of the interval ones.
 SCORED = [c for m in METRIC_COLUMNS for c in ((m, f"{m}_lo", f"{m}_hi") if m in INTERVAL_METRICS else (m,))]
 
 
 def results_frame(entries: Sequence[Mapping]) -> pd.DataFrame:
     """One row per contestant from its metrics JSON (``model``, ``label``, ``kind``, ``parameters``,
-    scores and their bootstrap bounds), with :data:`VS_BEST` (see :func:`versus_best`)."""
+    training seconds and tokens when it was trained, scores and their bootstrap bounds), with
+    :data:`VS_BEST` (see :func:`versus_best`)."""
     rows = []
     for m in entries:
         params = m.get("parameters")
         rows.append({"model": m.get("label") or m["model"], "kind": KIND_TEXT.get(m["kind"], m["kind"]),
                      "parameters_million": round(params / 1e6, 3) if params else None, "n_test": m["n"],
-                     **{c: m[c] for c in SCORED}})
-    df = pd.DataFrame(rows, columns=["model", "kind", "parameters_million", "n_test", *SCORED])
+                     **{c: m.get(c) for c in TRAINED}, **{c: m[c] for c in SCORED}})
+    df = pd.DataFrame(rows, columns=["model", "kind", "parameters_million", "n_test", *TRAINED, *SCORED])
     df[VS_BEST] = versus_best(df)
     return df
 
@@ -54,6 +58,8 @@ def versus_best(df: pd.DataFrame) -> list[str]:
 def markdown_frame(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` for reading: each interval metric as ``0.53 [0.41, 0.66]``, other scores to 3 places."""
     out = df[["model", "kind", "parameters_million", "n_test"]].copy()
+    for c in TRAINED:  # blank, not NaN, for rows that were not trained here
+        out[c] = ["" if v is None or pd.isna(v) else f"{float(v):.0f}" for v in df[c]]
     for m in METRIC_COLUMNS:
         if m in INTERVAL_METRICS:
             out[m] = [f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(df[m], df[f"{m}_lo"], df[f"{m}_hi"])]
@@ -114,18 +120,20 @@ def caption(task: str, stats: Mapping, n_train: int, n_labels: int, to_parent: b
         "harmonic mean. Macro scores average per label over every label in the gold or predicted sets. "
         f"{intervals} exact_match: share of texts whose predicted set equals the gold set. invalid_rate: share of "
         "answers that map to no valid label. parameters_million: weights of the model in millions (base weights plus "
-        "adapter for LoRA; coefficients for TF-IDF; blank when unknown). The study reports ChatGPT at 42.60% tactic "
+        "adapter for LoRA; coefficients for TF-IDF; blank when unknown). train_seconds / train_tokens: wall seconds of "
+        "training and the non-padding tokens it processed, for the LoRA and encoder rows (blank for the others). The study reports ChatGPT at 42.60% tactic "
         "and 17.90% technique precision on its own data."
     )
 
 
 def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_file: str, test_file: str,
                 labels_file: str, csv: str, md: str, hparams: Mapping[str, Any], choices_limit: int | None,
-                memory_fraction: float | None = None) -> None:
+                memory_fraction: float | None = None, top_techniques: int | None = None) -> None:
     """The ``task`` table: one row per contestant with parameters, test size, per-example precision,
     micro and macro P/R/F1 with bootstrap intervals, exact match, invalid rate and :data:`VS_BEST`.
 
-    ``test_file`` is the LLM rows' test subset; ``memory_fraction`` the fine-tunes' GPU memory cap."""
+    ``test_file`` is the LLM rows' test subset; ``memory_fraction`` the fine-tunes' GPU memory cap;
+    ``top_techniques`` the restriction of the subsamples to the most frequent techniques (caption)."""
     from ..reports import device_description, write_table
 
     entries = [read_json(f) for f in metrics_files]
@@ -140,4 +148,8 @@ def build_table(task: str, metrics_files: Sequence[str], stats_file: str, train_
     text = caption(task, stats, len(read_jsonl(train_file)), len(mapper.valid), to_parent, device_description(),
                    choices_limit if choices_limit and choices_limit < len(mapper.valid) else None, hparams, tests,
                    interval_text(entries[0].get("bootstrap") if entries else None), memory_fraction)
+    if top_techniques:
+        text += (f" The training subsample and the LLM rows' test subset hold only texts whose techniques are all among "
+                 f"the **{top_techniques} most frequent techniques** of the training split (so a small LLM's row "
+                 "measures something); the rows scored on the whole test split are not restricted.")
     write_table(df, csv, md, text, md_df=markdown_frame(df))

@@ -5,4 +5,5 @@ from tinysec.io import script_logging
 
 with script_logging(snakemake):
     make_subset(snakemake.input.train, snakemake.input.test, snakemake.output.train, snakemake.output.test,
-                snakemake.params.n_train, snakemake.params.n_test, snakemake.params.seed)
+                snakemake.params.n_train, snakemake.params.n_test, snakemake.params.seed,
+                top_techniques=snakemake.params.top_techniques)

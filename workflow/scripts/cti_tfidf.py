@@ -6,4 +6,4 @@ from tinysec.io import script_logging
 with script_logging(snakemake):
     fit_tfidf(snakemake.input.train, snakemake.input.test, snakemake.input.labels, snakemake.wildcards.task,
               snakemake.output.model, snakemake.output.answers, snakemake.params.settings, snakemake.params.seed,
-              full=snakemake.wildcards.variant == "tfidf-lr-full")
+              full=snakemake.wildcards.variant == "tfidf-lr-full", label=snakemake.params.label)
