@@ -188,6 +188,8 @@ class _Run:
     use_bf16: bool = False
     n_tokens: int = 0
     n_words: int = 0
+    val_outputs: list | None = None       # emissions of the last validation pass
+    best_val_outputs: list | None = None  # ... and of the best epoch's (reused by the temperature fit)
 
     @property
     def paired(self) -> bool:
@@ -297,7 +299,8 @@ def validate(run: _Run, rows: list[dict]) -> dict:
 
     labels = run.model.labels
     gold, pred, loss = [], [], 0.0
-    for em, mask, tags in _val_outputs(run, rows):
+    run.val_outputs = _val_outputs(run, rows)
+    for em, mask, tags in run.val_outputs:
         loss += float(run.model.loss(em, tags, mask)) * em.size(0)
         for b, path in enumerate(viterbi_decode(run.model.crf, em, mask)):
             gold.append(_word_entities([labels[int(t)] for t in tags[b, :len(path)]]))
@@ -332,6 +335,7 @@ def _run_epochs(run: _Run, pool: list[dict], val_rows: list[dict], optim, sched,
             if best_key is None or key > best_key:
                 best_key, stale = key, 0
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+                run.best_val_outputs = run.val_outputs
             else:
                 stale += 1
         point["seconds"] = round(time.perf_counter() - t0, 2)
@@ -386,7 +390,7 @@ def calibrate(run: _Run, val_rows: list[dict]) -> dict:
     ECE before (T = 1) and after."""
     from .calibration import ECE_BINS, fit_temperature, gold_nll
 
-    outputs = _val_outputs(run, val_rows)
+    outputs = run.best_val_outputs or _val_outputs(run, val_rows)  # the restored best epoch's emissions
     temperature = fit_temperature(run.model.crf, outputs)
     before, after = _val_ece(run, outputs, 1.0), _val_ece(run, outputs, temperature)
     return {"temperature": round(temperature, 4), "fit": "minimum of the gold-tag marginal NLL on the validation set",
