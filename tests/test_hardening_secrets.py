@@ -169,7 +169,7 @@ SHODAN_CASES = [  # target, base_url ("" = the error server), expected words in 
 @pytest.mark.parametrize("target,base,expected", SHODAN_CASES)
 def test_shodan_errors_never_carry_the_key(sweep, tmp_path, shodan_errors, target, base, expected):
     base_url = f"http://{LOOPBACK}:{closed_port()}" if base == "closed" else shodan_errors
-    options = {"base_url": base_url, "max_retries": 2, "backoff_s": 0, "timeout_s": 0.5}
+    options = {"base_url": base_url, "max_retries": 2, "backoff_s": 0, "timeout_s": 0.5, "min_interval_s": 0}
     with pytest.raises(RuntimeError) as err:
         collect("shodan", target, options, tmp_path / "cache", 0)
     text = error_text(err.value)
@@ -205,13 +205,14 @@ def test_whois_failures_are_recorded_without_the_key(sweep, tmp_path):
              "no-match": f"{LOOPBACK}:{garbage.port}"}
     try:
         for name, address in cases.items():
-            options = {"redirects": {"whois.iana.org": address}, "only_mapped": True, "timeout_s": 1}
+            options = {"redirects": {"whois.iana.org": address}, "only_mapped": True, "timeout_s": 1,
+                       "min_interval_s": 0}
             rec, _ = collect("whois", f"{name}.example.com", options, tmp_path / "cache", 0)
             sweep.append(json.dumps(rec))
             assert rec["parsed"]["registrar"] is None
             if name != "no-match":
                 assert rec["parsed"]["error"], name
-        options = {"redirects": {}, "only_mapped": True, "timeout_s": 1}
+        options = {"redirects": {}, "only_mapped": True, "timeout_s": 1, "min_interval_s": 0}
         rec, _ = collect("whois", "unmapped.example.com", options, tmp_path / "cache", 0)
         assert "not in osint.whois.redirects" in rec["parsed"]["error"]
     finally:

@@ -139,7 +139,7 @@ def test_build_from_files_counts_skips_duplicates_and_rouge(tmp_path):
                       {"instruction": "x", "input": "", "output": ""}]
     t = _write_jsonl(tmp_path / "train.jsonl", train)
     e = _write_json(tmp_path / "seeds.json", SEEDS)
-    cfg = {"source": "files", "strict": False, "train_size": 0, "eval_size": 0, "rouge_threshold": 0.6}
+    cfg = {"source": "files", "strict": False, "format": "auto", "train_size": 0, "eval_size": 0, "rouge_threshold": 0.6}
     tr, ev, q = build_instruct_data(cfg, [str(t)], [str(e)], ["hm-train"], ["hm-seed"])
     assert len(ev) == 3 and q["eval_items"] == 3
     assert q["skipped_rows"] == 1 and q["duplicates_removed"]["train"] == 1 and q["rouge_l_removed"] == 1

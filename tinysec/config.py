@@ -23,6 +23,9 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from .schema import load_validator
+from .schema import load_yaml as _load_yaml
+
 
 class ConfigError(ValueError):
     """The configuration does not match its schema; the message names every offending key."""
@@ -31,30 +34,6 @@ class ConfigError(ValueError):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"invalid {source} ({len(problems)} problem(s)):\n{lines}")
-
-
-def _load_yaml(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def load_validator(schema_path: str | os.PathLike):
-    """A draft 2020-12 validator for ``schema_path`` that resolves relative ``$ref`` files."""
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-
-    schema_path = Path(schema_path).resolve()
-    schema = _load_yaml(schema_path)
-    schema["$id"] = schema_path.as_uri()
-
-    def retrieve(uri: str) -> Resource:
-        from urllib.parse import urlparse
-        from urllib.request import url2pathname
-
-        return Resource.from_contents(_load_yaml(Path(url2pathname(urlparse(uri).path))))
-
-    registry = Registry(retrieve=retrieve).with_resource(schema["$id"], Resource.from_contents(schema))
-    return Draft202012Validator(schema, registry=registry)
 
 
 def _dotted(path: Iterable[Any]) -> str:
@@ -199,10 +178,10 @@ def _use_problem(where: str, name: str, entry: dict, use: str) -> str | None:
         return f"{where}: model '{name}' is an API model ({entry['source']}); this needs local weights"
     if use == "api" and not is_api:
         return f"{where}: an api judge needs an api: model, but '{name}' has source {entry['source']}"
-    if use == "llm" and entry.get("kind", "causal") == "encoder":
+    if use == "llm" and entry["kind"] == "encoder":
         return (f"{where}: model '{name}' is an encoder; a method is 'baseline', 'templates' or the name of "
                 f"an identification/extraction LLM (a causal or api: model under models:)")
-    if use == "encoder" and entry.get("kind", "causal") != "encoder":
+    if use == "encoder" and entry["kind"] != "encoder":
         return f"{where}: model '{name}' is not an encoder (set models.{name}.kind: encoder)"
     return None
 

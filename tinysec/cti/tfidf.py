@@ -15,9 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..io import read_json, write_json
+from ..schema import schema_defaults
 
-DEFAULTS: dict[str, Any] = {"ngram_max": 2, "min_df": 2, "max_features": 50000, "C": 10.0, "max_iter": 1000,
-                            "class_weight": "balanced"}
+#: Model settings of the ``cti.tfidf`` schema (its row switches ``enabled``/``full_train`` left out).
+DEFAULTS: dict[str, Any] = {k: v for k, v in schema_defaults("cti.schema.yaml", "tfidf").items()
+                            if k not in ("enabled", "full_train")}
 
 
 class TfidfOvr:

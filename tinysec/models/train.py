@@ -39,29 +39,27 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..io import InputError, read_json, write_json
+from ..schema import schema_defaults
 from ..torchutil import StepClock, length_grouped_batches, peak_memory_mb
 from .prompts import IGNORE_INDEX, prompt_format
 
 log = logging.getLogger(__name__)
 
-#: Defaults of the hyperparameter dict (the study's values where it gives them).
-DEFAULTS: dict[str, Any] = {
-    "method": "lora",
-    "lr": 1e-4,
-    "epochs": 3,
-    "batch_size": 3,
-    "grad_accum": 2,
-    "cutoff": 1024,
-    "warmup_ratio": 0.03,
-    "weight_decay": 0.0,
-    "max_grad_norm": 1.0,
-    "scheduler": "cosine",
-    "batching": "length",     # 'length' (grouped by length) or 'random'
-    "save_every": 20,         # optimizer steps between checkpoints (0: never)
-    "max_steps": 0,           # cap on optimizer steps (0: no cap)
-    "seed": 0,
-    "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
-}
+#: Hyperparameters that no config schema holds: the method (a rule wildcard) and the seed
+#: (the config's top-level ``seed``); the others default to ``instruct.train`` / ``instruct.lora``.
+BASE_HPARAMS: dict[str, Any] = {"method": "lora", "seed": schema_defaults("config.schema.yaml")["seed"]}
+
+
+def default_hparams() -> dict[str, Any]:
+    """Hyperparameters of a run that sets none: :data:`BASE_HPARAMS` and the defaults of the
+    ``instruct.train`` and ``instruct.lora`` schemas (``lora.target_modules`` is left out: it is
+    chosen from the model's family, :func:`lora_target_modules`)."""
+    train = schema_defaults("instruct.schema.yaml", "train")
+    train.pop("full_lr")  # applied by tinysec.plan.Instruct.hparams before a job starts
+    lora = schema_defaults("instruct.schema.yaml", "lora")
+    lora.pop("target_modules")  # a family -> modules table in the config, a list here
+    return {**BASE_HPARAMS, **train, "lora": lora}
+
 
 #: LoRA target modules per model family, used when the hyperparameters name none.
 LORA_TARGETS: dict[str, list[str]] = {
@@ -74,9 +72,10 @@ LORA_TARGETS: dict[str, list[str]] = {
 
 
 def merge_hparams(hparams: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULTS`` overlaid with ``hparams`` (the ``lora`` sub-dict merged key by key)."""
-    out = {**DEFAULTS, **{k: v for k, v in (hparams or {}).items() if k != "lora"}}
-    out["lora"] = {**DEFAULTS["lora"], **((hparams or {}).get("lora") or {})}
+    """:func:`default_hparams` overlaid with ``hparams`` (the ``lora`` sub-dict merged key by key)."""
+    defaults = default_hparams()
+    out = {**defaults, **{k: v for k, v in (hparams or {}).items() if k != "lora"}}
+    out["lora"] = {**defaults["lora"], **((hparams or {}).get("lora") or {})}
     if out["method"] not in ("lora", "full"):
         raise ValueError(f"unknown fine-tuning method {out['method']!r}; use 'lora' or 'full'")
     return out
@@ -167,8 +166,11 @@ def _answer_loss_module(model):
     return AnswerLoss(model)
 
 
-def load_trainable(model_dir: str | os.PathLike, method: str, lora: Mapping[str, Any], dtype):
-    """The model of ``model_dir`` ready to train: LoRA-wrapped (``peft``) or with all weights trainable."""
+def load_trainable(model_dir: str | os.PathLike, method: str, lora: dict[str, Any], dtype):
+    """The model of ``model_dir`` ready to train: LoRA-wrapped (``peft``) or with all weights trainable.
+
+    LoRA without ``target_modules`` adapts those of the model's family (``config.model_type``),
+    and writes them into ``lora``, so the run's metrics name them."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
@@ -176,6 +178,8 @@ def load_trainable(model_dir: str | os.PathLike, method: str, lora: Mapping[str,
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
+        if "target_modules" not in lora:  # none named: the modules of the model's family
+            lora["target_modules"] = lora_target_modules(model.config.model_type)
         cfg = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
                          target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM", bias="none")
         model = get_peft_model(model, cfg)
@@ -454,7 +458,7 @@ def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]],
     """Fine-tune the causal LM in ``model_dir`` on ``records`` and save the result to ``out_dir``.
 
     - ``records``: dicts with ``instruction``, ``input`` and ``output``.
-    - ``hparams``: see :data:`DEFAULTS` (``method`` 'lora' or 'full', ``lr``, ``epochs``,
+    - ``hparams``: see :func:`default_hparams` (``method`` 'lora' or 'full', ``lr``, ``epochs``,
       ``batch_size`` (per device), ``grad_accum``, ``cutoff``, ``lora: {r, alpha, dropout,
       target_modules}``, ``batching``, ``save_every``, ``max_steps``, ``seed``).
     - ``prompt``: keyword arguments of :func:`tinysec.models.prompts.prompt_format`

@@ -106,6 +106,8 @@ def read_views(paths: list[str], format_in: str) -> tuple[list[tuple[str, str, s
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .postprocess import PostprocessSettings
+
     parser.add_argument("paths", nargs="*", metavar="PATH", help="input files; '-' or none reads stdin")
     parser.add_argument("--model", default=None,
                         help=f"trained tagger folder (default: the --method's tagger, else {DEFAULT_MODEL}, the "
@@ -122,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input format (default: auto-detect per input; input that looks like Nmap XML but "
                              "does not parse is tagged as text). A forced nmap_xml / shodan_json input that does "
                              "not parse is an error")
-    parser.add_argument("--threshold", type=float, default=0.85, help="CRF-marginal confidence threshold, in [0, 1]")
+    parser.add_argument("--threshold", type=float, default=PostprocessSettings.threshold,
+                        help="CRF-marginal confidence threshold, in [0, 1] (default: ner.confidence_threshold)")
     parser.add_argument("--flag-low-confidence", action="store_true",
                         help="keep entities below the threshold, flagged, instead of dropping them")
     parser.add_argument("--no-normalize", action="store_true", help="skip the identification module's normaliser")

@@ -12,13 +12,15 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 from ..io import InputError
+from ..schema import schema_defaults
 from .tokenize import word_spans
 
-DEFAULT_TYPES = ("ORG", "DOMAIN", "IP", "SOFTWARE", "SERVICE", "VERSION")
+#: Default of ``ner_data.entity_types`` in its schema (the study's six types).
+DEFAULT_TYPES = tuple(schema_defaults("ner_data.schema.yaml")["entity_types"])
 
 
 def entity_types(cfg: dict | None = None) -> list[str]:
-    """Entity types of the ``ner_data`` config section (``entity_types``), default the study's six."""
+    """Entity types of the ``ner_data`` config section (``entity_types``), default :data:`DEFAULT_TYPES`."""
     types = list((cfg or {}).get("entity_types") or DEFAULT_TYPES)
     bad = [t for t in types if not t or not t.replace("_", "").isalnum() or not t.isupper()]
     if bad or len(set(types)) != len(types):

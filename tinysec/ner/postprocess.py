@@ -24,6 +24,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from ..schema import schema_defaults
+
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
 IPV4 = re.compile(rf"^(?:{_OCTET}\.){{3}}{_OCTET}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -53,7 +55,10 @@ PATTERNS: dict[str, Callable[[str], bool]] = {
     "version": lambda t: bool(VERSION.match(t)),
 }
 
-DEFAULT_TYPE_PATTERNS = {"IP": ["ipv4", "ipv6"], "DOMAIN": ["domain"], "URL": ["url"], "VERSION": ["version"]}
+#: Defaults of the ``ner`` config section: ``regex`` (entity type -> pattern names),
+#: ``confidence_threshold`` and ``low_confidence``.
+_NER_DEFAULTS = schema_defaults("ner.schema.yaml")
+DEFAULT_TYPE_PATTERNS = _NER_DEFAULTS["regex"]
 
 
 def validate(text: str, type_: str, type_patterns: dict[str, list[str]] | None = None) -> bool:
@@ -102,8 +107,8 @@ def path_entities(tags: list[str], probs: list[float]) -> list[tuple[int, int, s
 
 @dataclass
 class PostprocessSettings:
-    threshold: float = 0.85
-    low_confidence: str = "drop"   # drop | flag
+    threshold: float = _NER_DEFAULTS["confidence_threshold"]
+    low_confidence: str = _NER_DEFAULTS["low_confidence"]   # drop | flag
     type_patterns: dict | None = None
 
     def __post_init__(self):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,7 +43,7 @@ def make_rewriter(entry: Mapping[str, Any], model_dir: str | None, max_new_token
                   seed: int = 0) -> Rewriter:
     """Rewriter over a config model entry: ``api:`` sources through the shared API client, others
     through the local model folder ``model_dir``."""
-    from ..models.sources import parse_source
+    from ..models.sources import model_entry, parse_source
 
     gen = {"max_new_tokens": max_new_tokens, "seed": seed}
     if parse_source(entry["source"]).kind == "api":
@@ -51,7 +52,7 @@ def make_rewriter(entry: Mapping[str, Any], model_dir: str | None, max_new_token
         return lambda reqs: [r["answer"] for r in api_answer_records(entry, reqs, gen)]
     from ..models.generate import answer_records
 
-    prompt = {"chat_template": entry.get("chat_template", "auto")}
+    prompt = {"chat_template": model_entry(entry)["chat_template"]}
     return lambda reqs: [r["answer"] for r in answer_records(model_dir, reqs, gen, prompt=prompt)]
 
 
@@ -184,21 +185,24 @@ def paraphrase_word_map(clean: dict, text: str, spans: Sequence[dict]) -> list[i
     return out
 
 
+#: Why a paraphrase is dropped: similarity not above the threshold, an entity not found in it,
+#: or empty / cut short (:func:`truncated`).
+DROP_REASONS = ("low_similarity", "missing_entity", "truncated")
+
+
 @dataclass
 class ParaphraseStats:
-    """Counters of one paraphrase run."""
+    """Counters of one paraphrase run: paraphrases requested and kept, and the dropped ones by
+    reason (:data:`DROP_REASONS`)."""
 
     requested: int = 0
     kept: int = 0
-    low_similarity: int = 0
-    missing_entity: int = 0
-    truncated: int = 0
+    dropped: Counter = field(default_factory=Counter)
     similarities: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         sims = self.similarities
-        return {"requested": self.requested, "kept": self.kept, "low_similarity": self.low_similarity,
-                "missing_entity": self.missing_entity, "truncated": self.truncated,
+        return {"requested": self.requested, "kept": self.kept, **{r: self.dropped[r] for r in DROP_REASONS},
                 "mean_similarity": round(sum(sims) / len(sims), 4) if sims else None}
 
 
@@ -221,14 +225,14 @@ def paraphrase_perturb(samples: Sequence[dict], rewriter: Rewriter, similarity: 
     kept = []
     for s, text, sim in zip(samples, texts, sims):
         if not text or truncated(s["text"], text, min_length_ratio):
-            stats.truncated += 1
+            stats.dropped["truncated"] += 1
             continue
         spans, missing = find_obfuscated(text, _entities(s))
         if missing:
-            stats.missing_entity += 1
+            stats.dropped["missing_entity"] += 1
             continue
         if not sim > threshold:
-            stats.low_similarity += 1
+            stats.dropped["low_similarity"] += 1
             continue
         row = {k: v for k, v in s.items() if k not in ("text", "tokens", "tags", "spans")}
         row.update(id=f"{s['id']}~paraphrase", orig_id=s["id"], family="paraphrase", text=text,

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 
-import yaml
-
-from ..paths import CONFIG
+from ..schema import CONFIG_SCHEMAS, schema_defaults
 
 ABLATIONS = ("no-adv-samples", "no-adv-loss", "no-consistency", "no-grad-mask", "no-dropout")
 VARIANTS = ("baseline", "robust") + ABLATIONS
 #: Schema of the ``ner`` config section, the one place the robust defaults are written.
-NER_SCHEMA = CONFIG / "schema" / "ner.schema.yaml"
+NER_SCHEMA = CONFIG_SCHEMAS / "ner.schema.yaml"
 
 
 @dataclass
@@ -58,12 +55,9 @@ class TrainSettings:
         return cls(**d)
 
 
-@lru_cache(maxsize=1)
 def robust_defaults() -> dict:
     """Defaults of the ``ner.robust`` config block, read from its schema."""
-    schema = yaml.safe_load(NER_SCHEMA.read_text(encoding="utf-8"))
-    props = schema["properties"]["robust"]["properties"]
-    return {key: prop["default"] for key, prop in props.items()}
+    return schema_defaults(NER_SCHEMA.name, "robust")
 
 
 def variant_settings(variant: str, ner_cfg: dict, seed: int = 0) -> dict:
