@@ -128,11 +128,15 @@ def op_diacritic(text: str, rng: random.Random, rate: float = 0.3, half: str = H
 def op_zero_width(text: str, rng: random.Random, rate: float = 0.3, half: str = HELDOUT) -> EntityEdit:
     """Insert invisible format characters between entity characters."""
     gaps = set(_pick(rng, len(text) - 1, rate)) if len(text) > 1 else set()
-    chars = values("zero_width", half)
+    return _insert_after(text, gaps, values("zero_width", half), rng)
+
+
+def _insert_after(text: str, positions: set[int], chars: tuple[str, ...], rng: random.Random) -> EntityEdit:
+    """``text`` with one unlabelled character drawn from ``chars`` after each of ``positions``."""
     out: list[tuple[str, int]] = []
     for i, c in enumerate(text):
         out.append((c, i))
-        if i in gaps:
+        if i in positions:
             out.append((rng.choice(chars), -1))
     return EntityEdit(out)
 
@@ -153,13 +157,7 @@ def op_symbol(text: str, rng: random.Random, rate: float = 0.2, etype: str | Non
     if kind == "brackets" or not gaps:
         return _around(rng.choice(values("wrapper", half)), text)
     chosen = {gaps[j] for j in _pick(rng, len(gaps), rate)}
-    seps = values("separator", half)
-    out: list[tuple[str, int]] = []
-    for i, c in enumerate(text):
-        out.append((c, i))
-        if i in chosen:
-            out.append((rng.choice(seps), -1))
-    return EntityEdit(out)
+    return _insert_after(text, chosen, values("separator", half), rng)
 
 
 _WORD_RUN = re.compile(r"[A-Za-z]+")
