@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "generate.json"
-NOMINAL_PEAK_GFLOPS = 100.0  # fp32 GEMM on this 2-core VM, 2 threads (issue 16)
+NOMINAL_PEAK_GFLOPS = 100.0  # fp32 GEMM on this 2-core VM, 2 threads
 sys.path.insert(0, str(REPO))
 
 

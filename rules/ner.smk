@@ -1,5 +1,5 @@
 # rules of the 'ner' section (see docs/DEVELOPING.md): encoder+CRF taggers (baseline, robust,
-# ablations), tagging of the clean and perturbed test sets, and the NER study's tables.
+# ablations), tagging of the clean and perturbed test sets, and the NER result tables.
 
 
 rule ner_train:

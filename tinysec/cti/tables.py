@@ -1,4 +1,4 @@
-"""The CTI result tables (analogs of the study's Tables 6 and 7), one per task."""
+"""The CTI result tables, one per task: every contestant's scores with intervals, and training cost."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ METRIC_COLUMNS = ["precision_example", "precision_micro", "recall_micro", "f1_mi
 #: The score whose best row the ``..._vs_best`` column compares every row's interval with.
 MAIN_METRIC = "f1_micro"
 VS_BEST = f"{MAIN_METRIC}_vs_best"
-STUDY = {"tactic": "Table 6", "technique": "Table 7"}
 LLM_KINDS = ("lora", "zero-shot", "api")
 
 
@@ -107,7 +106,7 @@ def caption(task: str, stats: Mapping, n_train: int, n_labels: int, to_parent: b
            "applied only on CUDA; the study's cap was 50% of an A100)" if memory_fraction
            else "without a GPU memory cap (the study capped its fine-tunes at 50% of an A100)")
     return (
-        f"**CTI {task} extraction** (our analog of the study's {STUDY[task]}). Multi-label extraction of ATT&CK "
+        f"**CTI {task} extraction**. Multi-label extraction of ATT&CK "
         f"{what} from CTI sentences: {stats.get('source', '')}; {stats.get('examples', '?')} cleaned, merged texts split "
         f"8:1:1, stratified by technique. Models are trained on a seeded subsample of **{n_train}** training texts "
         f"(a 'full train split' row, when present, on all of them). {tests} {n_labels} {task} labels are valid. LoRA fine-tunes use batch "

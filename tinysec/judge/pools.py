@@ -1,7 +1,7 @@
 """Rating pools (``judge.pools``): named subsets of contestants rated on their own.
 
-Each pool gets its own ratings table and Figs. 3-6, built from the primary judge's battles among
-its members only. Pool ``all`` keeps the historic file names (``results/tables/elo.md``...); any
+Each pool gets its own ratings table, win-rate figure and battle-count figures, built from the
+primary judge's battles among its members only. Pool ``all`` keeps the historic file names (``results/tables/elo.md``...); any
 other pool ``P`` adds the suffix ``_P``. A pool whose members include the primary judge's model
 (or a fine-tune of it) is refused unless it sets ``allow_self_judging: true``.
 

@@ -1,4 +1,4 @@
-"""Tables 1-2 analog: every fine-tuned model against one reference opponent."""
+"""Head-to-head tables: every fine-tuned model against one reference opponent (wins, ties, losses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The study's rating figures: predicted win rates (Fig. 3) and battle counts (Figs. 4-6)."""
+"""Rating figures of one pool: predicted win rates (heatmap) and battle counts per model pair."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _heatmap(matrix: pd.DataFrame, title: str, fmt: str, cmap: str, xlabel: str,
 
 def win_rate_figure(models: list[str], ratings, scale: float = 400.0, base: float = 10.0,
                     rating_name: str = "ratings"):
-    """Fig. 3: P(row model beats column model) predicted from the ratings, best model first;
+    """Win-rate heatmap: P(row model beats column model) predicted from the ratings, best model first;
     ``rating_name`` (which ratings: online Elo, shuffled median, Bradley-Terry) goes in the title."""
     order = np.argsort(-np.asarray(ratings, dtype=float))
     names = [models[i] for i in order]
@@ -64,5 +64,5 @@ COUNT_TITLES = {"all": "Battle count of each combination of models",
 
 
 def battle_count_figure(battles: pd.DataFrame, models: list[str], which: str = "all"):
-    """Figs. 4-6: heatmap of :func:`battle_counts`."""
+    """Battle-count heatmap of :func:`battle_counts`."""
     return _heatmap(battle_counts(battles, models, which), COUNT_TITLES[which], ".0f", "Blues", "model", "model")

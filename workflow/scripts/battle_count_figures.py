@@ -1,4 +1,4 @@
-"""Figs. 4-6 analog of one rating pool: battle counts per model pair among its members (all,
+"""Battle counts of one rating pool: per model pair among its members (all,
 without ties, ties only)."""
 
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Table 5 analog of one rating pool: Elo (file order, shuffled orders) and Bradley-Terry with CIs
+"""Ratings of one rating pool: Elo (file order, shuffled orders) and Bradley-Terry with CIs
 from the primary judge's battles among the pool's members -> results/tables/elo{_pool}.*"""
 
 import tinysec.io
@@ -28,7 +28,7 @@ with tinysec.io.script_logging(snakemake) as log:
     df = rate(battles, elo, bt, n_orders=p.elo["orders"], rounds=p.bt["rounds"], seed=p.seed, ci=p.ci, rows=rows)
     pct = round(100 * p.ci)
     caption = (
-        f"Table 5 analog. Ratings from {len(battles)} valid battles among {len(battles.models)} models, "
+        f"Elo and Bradley-Terry ratings from {len(battles)} valid battles among {len(battles.models)} models, "
         f"judge `{p.judge}`. {caption_facts(pool, judging)} "
         f"elo: online Elo, one pass in file order (K={p.elo['k']:g}, scale {p.elo['scale']:g}, base "
         f"{p.elo['base']:g}, initial {p.elo['initial']:g}); elo_median [elo_lower, elo_upper]: median and "
@@ -36,6 +36,6 @@ with tinysec.io.script_logging(snakemake) as log:
         f"maximum likelihood (ties = half a win each way) with {pct}% bootstrap interval over "
         f"{p.bt['rounds']} resamples; rank: 1 + models whose BT interval lies entirely above; battles: "
         f"valid battles of the model; mean_answer_words: mean answer length in words. "
-        f"This pool's predicted win-rate figure (Fig. 3) uses {RATING_NAMES[pool['rating']]}.")
+        f"This pool's predicted win-rate figure uses {RATING_NAMES[pool['rating']]}.")
     write_table(df, snakemake.output.csv, snakemake.output.md, caption, floatfmt=".1f")
     log.info("\n%s", df.to_string(index=False))

@@ -1,4 +1,4 @@
-"""Snakemake entry: correctly recognised entities per source and method (Table 1 analog) and Fig. 4."""
+"""Snakemake entry: correctly recognised entities per source and method, and their bar figure."""
 
 from tinysec.io import script_logging
 from tinysec.ner.tables import Method, caption, counts_figure, counts_table

@@ -1,5 +1,5 @@
 """Snakemake entry: one raw Nmap input tagged by the baseline and by the best method, side by side
-(Table 3 analog; Markdown and CSV)."""
+(Markdown and CSV)."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Snakemake entry: P/R/F1 table (Table 2 analog) and grouped-bar figure."""
+"""Snakemake entry: P/R/F1 per method and test set, and its grouped-bar figure."""
 
 from tinysec.io import script_logging
 from tinysec.ner.tables import Method, caption, prf_figure, prf_table

@@ -14,7 +14,7 @@ with tinysec.io.script_logging(snakemake) as log:
     df = vs_table(by_model, opponent, orders)
     items = len({r["id"] for r in everything})
     caption = (
-        f"Tables 1-2 analog: fine-tuned models against `{opponent}` on {items} evaluation items, "
+        f"Wins, ties and losses of fine-tuned models against `{opponent}` on {items} evaluation items, "
         f"judge `{snakemake.params.judge}`. custom_wins / ties / {opponent}_wins / invalid: the study's "
         f"single-order counts, one verdict per item with the fine-tuned model's answer shown first "
         f"(A/B order), so each row sums to its items; win_or_tie_rate: (wins + ties) / valid verdicts.")

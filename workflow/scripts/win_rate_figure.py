@@ -1,4 +1,4 @@
-"""Fig. 3 analog of one rating pool: predicted win rates from the ratings column of the pool's own
+"""Predicted win rates of one rating pool, from the ratings column of the pool's own
 Elo table that judge.pools.<pool>.rating names (online Elo, shuffled median or Bradley-Terry)."""
 
 import pandas as pd
