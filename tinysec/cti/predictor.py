@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..io import InputError, read_json, read_jsonl, write_json, write_jsonl
+from ..schema import schema_defaults
 from .labels import Catalogue
 from .outputs import LabelMapper
 from .prompts import label_field, to_records
 
 MANIFEST = "cti_model.json"
-DEFAULT_GEN = {"max_new_tokens": 32, "batch_size": 16}
 KINDS = ("lora", "zero-shot", "api", "tfidf", "encoder")
 
 
@@ -75,7 +75,8 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
            progress: bool = True, gen: Mapping[str, Any] | None = None) -> list[dict]:
     """Answers ``{id, answer, n_tokens, seconds}`` of the model in ``model_dir`` for ``rows`` ({id, text}).
 
-    Generation settings: ``gen``, else the manifest's, else :data:`DEFAULT_GEN` (greedy)."""
+    Generation settings: ``gen``, else the manifest's, else the defaults of ``cti.generation``
+    (greedy)."""
     manifest = load_manifest(model_dir)
     kind, task = manifest["kind"], manifest["task"]
     if kind == "tfidf":
@@ -92,7 +93,7 @@ def answer(model_dir: str | os.PathLike, rows: Sequence[dict], device: str | Non
     from ..models import generate
 
     mapper = mapper_of(manifest)
-    settings = {**DEFAULT_GEN, **(manifest.get("gen") or {}), **(gen or {})}
+    settings = {**schema_defaults("cti.schema.yaml", "generation"), **(manifest.get("gen") or {}), **(gen or {})}
     unlabeled = [{**r, label_field(task): []} for r in rows]  # prompts only; gold stays with the caller
     records = to_records(unlabeled, task, mapper, manifest.get("choices"))
     if kind == "api":
