@@ -301,6 +301,15 @@ def test_example_real_nmap_input_baseline_and_best_method_side_by_side(ip_tagger
     assert "Right: loopback [tiny], the best other method by that F1 (1.000; identification LLM: Loopback)" in md
 
 
+def test_example_reads_a_collected_nmap_record(tmp_path):
+    from tinysec.ner.example import load_example
+
+    _real_records(tmp_path / "records.jsonl")
+    (tmp_path / "target.json").write_text(json.dumps(read_jsonl(tmp_path / "records.jsonl")[0]), encoding="utf-8")
+    ex = load_example("collected", tmp_path / "target.json", TYPES)
+    assert ex["kind"] == "collected" and ex["text"] == REAL and len(ex["gold"]) == 3
+
+
 def test_example_falls_back_to_the_raw_test_input_with_most_gold(tmp_path):
     from tinysec.ner.example import best_method, load_example
 
