@@ -150,14 +150,18 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def to_markdown(records: list[dict], machine_info: dict | None = None, started: str = "") -> str:
+def to_markdown(records: list[dict], machine_info: dict | None = None, started: str = "",
+                reused: bool = False) -> str:
     """The summary: machine and load, one row per checked target, one row per script."""
     lines = []
     if machine_info:
-        lines += [f"Benchmarks run {started} on {machine_info['cpu_model']} ({machine_info['cpus']} CPUs, "
+        what = (f"Summary written {started} from the result files already there (each bench's own JSON "
+                f"records its machine and load)" if reused else
+                f"Benchmarks run {started}, one after another")
+        lines += [f"{what}; machine: {machine_info['cpu_model']} ({machine_info['cpus']} CPUs, "
                   f"{machine_info['platform']}); load average (1, 5, 15 min) at start: "
-                  f"{machine_info['load_average_at_start']}. Benches ran one after another in this run; "
-                  f"other work on the machine shows in the load averages.", ""]
+                  f"{machine_info['load_average_at_start']}; other work on the machine shows in the load averages.",
+                  ""]
     rows = [t for r in records for t in targets(r)]
     held = sum(1 for t in rows if t["holds"] is True)
     lines += [f"## Targets ({held} of {len(rows)} hold)", "",
@@ -174,7 +178,7 @@ def to_markdown(records: list[dict], machine_info: dict | None = None, started: 
         if r.get("result_written"):
             status = f"result of {r['result_written']}"
         load = [(r.get(k) or ["-"])[0] for k in ("load_average_before", "load_average_after")]
-        lines.append(f"| {r['script']} | {status} | {r['wall_seconds']} | {r['peak_rss_mib'] or '-'} | "
+        lines.append(f"| {r['script']} | {status} | {_fmt(r['wall_seconds'])} | {r['peak_rss_mib'] or '-'} | "
                      f"{load[0]} | {load[1]} | {r['result_file'] or '-'} |")
     return "\n".join(lines) + "\n"
 
@@ -200,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize_only:
         records = [existing_record(script) for script in scripts]
     rows = [t for r in records for t in targets(r)]
-    summary = {"started": started, "machine": info, "load_average_at_end": load_average(),
+    summary = {"started": started, "summarize_only": args.summarize_only, "machine": info, "load_average_at_end": load_average(),
                "targets": rows, "all_targets_hold": all(t["holds"] is not False for t in rows),
                "benchmarks": records}
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    md = to_markdown(records, info, started)
+    md = to_markdown(records, info, started, reused=args.summarize_only)
     (OUT / "summary.md").write_text(md)
     print(md)
     return 0 if all(r["returncode"] == 0 for r in records) else 1
