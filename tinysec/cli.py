@@ -10,7 +10,7 @@ import sys
 COMMANDS = {
     "rate": ("tinysec.rating.cli", "Rate a battles file (FastChat/HackMentor shape) with Elo or Bradley-Terry."),
     "cti-eval": ("tinysec.cti.cli", "Score a JSONL of (text, label ids) with a trained model or a baseline."),
-    "tag": ("tinysec.ner.cli", "Tag raw tool output (nmap, dig, whois, shodan) or plain text with entities."),
+    "tag": ("tinysec.tag", "Tag raw tool output (nmap, dig, whois, shodan) or plain text with entities."),
 }
 
 

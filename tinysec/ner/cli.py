@@ -19,6 +19,9 @@ robust tagger is used (:func:`default_model`).
 ``--method NAME`` tags as one of the study's methods (:mod:`tinysec.ner.methods`): an LLM method
 runs the tag-time chain of :mod:`tinysec.ner.chain` on the view and reports the entities it
 dropped as hallucinated.
+
+This module holds the command's options, input reading and output; its entry point (``run``, and
+``--method``'s reading of the workflow plan) is :mod:`tinysec.tag`.
 """
 
 from __future__ import annotations
@@ -148,24 +151,6 @@ def load_tagger(args: argparse.Namespace):
     return Tagger(args.model, post, normalize=not args.no_normalize, batch_size=args.batch_size)
 
 
-def tag_views(args: argparse.Namespace, views: list[str]) -> list[dict]:
-    """Tag the views with ``--model``, or with ``--method`` (an LLM method runs the tag-time chain)."""
-    from .corpus import RAW_MAX_WORDS
-    from .predict import tag_windows
-
-    if not args.method:
-        return tag_windows(load_tagger(args), views, RAW_MAX_WORDS)
-    from .chain import tag_with_chain
-    from .methods import method_setup
-
-    setup = method_setup(args.method, args.configfile, args.model)
-    args.model, args.no_normalize = setup.model_dir, args.no_normalize or not setup.normalize
-    tagger = load_tagger(args)
-    if setup.kind == "llm":
-        return tag_with_chain(views, tagger, setup.llm, setup.rounds)
-    return tag_windows(tagger, views, RAW_MAX_WORDS)
-
-
 def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
     """Tagged documents on stdout: JSON (a list when ``as_list``) or one table per input."""
     if as_json:
@@ -181,29 +166,3 @@ def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
         print(tabulate(rows, headers=["type", "span", "confidence", "text"], disable_numparse=True) if rows else "(no entities)")
         if "hallucinated" in doc:
             print(f"({len(doc['hallucinated'])} entities found in the LLM's segments but not in the input: dropped)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Tag every input that can be read; exit status 0 when all were tagged, 1 when some were
-    refused (each named on stderr) and the others tagged, 2 when none could be tagged."""
-    paths = args.paths or ["-"]
-    views, refused = read_views(paths, args.format_in)
-    if not views:
-        return 2
-    results = tag_views(args, [view for _, _, _, view in views])
-    from .calibration import read_temperature
-
-    temperature = read_temperature(args.model)
-    docs = []
-    for (name, raw, fmt, _), res in zip(views, results):
-        ents = [{**e, "text": raw[e["start"]:e["end"]]} for e in res["entities"]]
-        docs.append({"input": name, "format": fmt, "format_source": "detected" if args.format_in == "auto" else "forced",
-                     "temperature": temperature, "entities": ents})
-        if "hallucinated" in res:
-            docs[-1].update(hallucinated=res["hallucinated"], segments=res["segments"])
-    print_docs(docs, args.format == "json", as_list=len(paths) > 1)
-    if refused:
-        print(f"tinysec tag: error: {refused} of {len(paths)} inputs refused (named above); the others were tagged",
-              file=sys.stderr)
-        return 1
-    return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..io import InputError, read_jsonl, write_json, write_jsonl
@@ -118,49 +117,4 @@ def predict_method(kind: str, tagger, test_path: str, out_path: str, stats_path:
     return stats
 
 
-@dataclass
-class MethodSetup:
-    """How ``tinysec tag --method`` tags: the tagger folder, the normaliser switch and, for an LLM
-    method, the cached LLM and the omission-check rounds."""
-
-    method: str
-    kind: str
-    model_dir: str
-    normalize: bool
-    llm: Any = None
-    rounds: int = 0
-
-
-def method_setup(method: str, configfile: str | os.PathLike, model_dir: str | None = None,
-                 cache_dir: str = "results/cache/ner_llm") -> MethodSetup:
-    """The setup of method ``method`` (a name of ``ner.methods``) of the validated config file
-    ``configfile``; ``model_dir`` overrides the method's tagger folder."""
-    from .. import plan
-    from ..config import load_config_file, validate_config
-    from ..paths import CONFIG
-
-    config = validate_config(load_config_file(configfile), CONFIG / "schema" / "config.schema.yaml",
-                             source=f"config {configfile}", resolve_gguf=False)
-    models = plan.Models(config)
-    ner = plan.Ner(config, models, plan.NerData(config, models))
-    if method not in config["ner"]["methods"]:
-        raise ValueError(f"--method {method!r} is not one of ner.methods in {configfile}: "
-                         f"{', '.join(config['ner']['methods'])}")
-    kind = method_kind(method)
-    setup = MethodSetup(method, kind, model_dir or ner.method_model(method, config["ner"]["encoder"]),
-                        ner.method_normalize(method))
-    if kind == "llm":
-        from .chain import chain_llm
-
-        chain = config["ner"]["chain"]
-        weights = None if models.is_api(method) else models.path(method)
-        if weights is not None and not os.path.isdir(weights):
-            raise ValueError(f"no weights for LLM {method!r} at {weights}: build them with "
-                             f"`snakemake --cores all {weights}`")
-        setup.llm = chain_llm(models.entry(method), method, weights, cache_dir, chain["max_new_tokens"],
-                              config["seed"])
-        setup.rounds = chain["reflection_rounds"]
-    return setup
-
-
-__all__ = ["FIXED_METHODS", "MethodSetup", "method_setup", "method_kind", "raw_rows", "raw_testset_job", "method_corpus_job", "predict_method"]
+__all__ = ["FIXED_METHODS", "method_kind", "raw_rows", "raw_testset_job", "method_corpus_job", "predict_method"]
