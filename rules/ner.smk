@@ -182,7 +182,7 @@ use rule ner_robustness as ner_ablation with:
         "benchmarks/ner_ablation/ner_ablation.tsv"
 
 
-# Table 3: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method
+# qualitative example: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method
 rule ner_example:
     input:
         **NER.example_inputs(),

@@ -1,4 +1,4 @@
-"""The qualitative example (the study's Table 3): one raw Nmap input, tagged by the baseline and by
+"""The qualitative example: one raw Nmap input, tagged by the baseline and by
 the best method, side by side.
 
 The input (:func:`load_example`) is, in order of preference:
