@@ -39,6 +39,7 @@ def test_schema_defaults_returns_a_fresh_copy_and_names_unknown_settings():
 
 
 def test_package_defaults_are_the_validated_configs(filled):
+    from tinysec.cti.encoder import DEFAULTS as ENCODER
     from tinysec.cti.tfidf import DEFAULTS as TFIDF
     from tinysec.models.generate import GEN_DEFAULTS
     from tinysec.models.sources import model_entry
@@ -55,6 +56,7 @@ def test_package_defaults_are_the_validated_configs(filled):
     assert hp["lora"] == lora
     assert {k: GEN_DEFAULTS[k] for k in filled["instruct"]["generation"]} == filled["instruct"]["generation"]
     assert TFIDF == {k: v for k, v in filled["cti"]["tfidf"].items() if k not in ("enabled", "full_train")}
+    assert ENCODER == {k: v for k, v in filled["cti"]["encoder"].items() if k not in ("enabled", "model")}
     assert model_entry({"source": "random:bert", "kind": "encoder"}) == filled["models"]["minilm"]
     assert list(DEFAULT_TYPES) == filled["ner_data"]["entity_types"]
     assert DEFAULT_TYPE_PATTERNS == filled["ner"]["regex"]

@@ -25,15 +25,16 @@ from typing import Any
 import numpy as np
 
 from ..io import InputError, read_json, write_json
+from ..schema import schema_defaults
 from ..torchutil import length_grouped_batches
 
 log = logging.getLogger(__name__)
 
 META = "encoder_clf.json"
 HEAD = "head.safetensors"
-DEFAULTS: dict[str, Any] = {"epochs": 1.0, "batch_size": 32, "lr": 1.0e-4, "head_lr": 3.0e-3, "max_length": 64,
-                            "max_seconds": None, "max_val_rows": 400, "eval_batch_size": 64, "weight_decay": 0.01,
-                            "train_layers": None}
+#: Training settings of the ``cti.encoder`` schema (its row switch ``enabled`` and ``model`` left out).
+DEFAULTS: dict[str, Any] = {k: v for k, v in schema_defaults("cti.schema.yaml", "encoder").items()
+                            if k not in ("enabled", "model")}
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 
 
