@@ -67,7 +67,7 @@ def main() -> int:
         gold = [r[field] for r in test]
         row = {}
         for name, fn in (("plain_lbfgs", plain), ("ours_liblinear", ours)):
-            pred, cost = _measure(lambda: fn(texts, labels, [r["text"] for r in test]))
+            pred, cost = _measure(lambda fn=fn, texts=texts, labels=labels: fn(texts, labels, [r["text"] for r in test]))
             m = scores(gold, pred)
             row[name] = {**cost, **{k: round(m[k], 4) for k in ("precision_micro", "recall_micro", "f1_micro", "f1_macro")}}
             print(task, name, row[name], flush=True)

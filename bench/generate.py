@@ -40,8 +40,8 @@ def machine() -> dict:
 
     name = platform.processor() or platform.machine()
     try:
-        name = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                    if l.startswith("model name"))
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {"node": platform.node(), "cpus": os.cpu_count(), "cpu_model": name, "torch": torch.__version__,

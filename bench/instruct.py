@@ -43,8 +43,7 @@ def ensure_model(name: str) -> Path:
 def bench_training(model_dir: Path, records: list[dict], hp: dict) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainingArguments)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from tinysec.models.train import encode_records, finetune
 

@@ -30,6 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from _bench_common import load, machine  # noqa: E402
+
 TARGETS = {"tagging_speedup": 1.5, "tagger_load_seconds": 2.0}
 SAMPLES = [
     "Nmap scan report for example.com (192.0.2.10). Port 22/tcp is open and runs OpenSSH 8.4p1 on Ubuntu; "
@@ -111,7 +112,7 @@ def bench_tagging(encoder: str, texts: list[str], batch_size: int, repeat: int) 
 
         hf_model = AutoModelForTokenClassification.from_pretrained(
             tmp, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={l: i for i, l in enumerate(labels)}, dtype=torch.float32).eval()
+            label2id={lab: i for i, lab in enumerate(labels)}, dtype=torch.float32).eval()
         hf_model.classifier.load_state_dict(model.head.state_dict())  # same head weights
         pipe = pipeline("token-classification", model=hf_model, tokenizer=load_tokenizer(tmp),
                         aggregation_strategy="first", device=-1)

@@ -62,8 +62,8 @@ def main() -> None:
         rows = perturb_rows(samples, fam, ops, seed=0, entity_prob=1.0, char_rate=0.12)
         pairs = [(new["text"], old["text"]) for r in rows
                  for new, old in zip(r["spans"], by_id[r["orig_id"]]["spans"])]
-        ours, t_ours = timed(lambda: [normalize(p).text == normalize(c).text for p, c in pairs])
-        base, t_base = timed(lambda: [unicodedata.normalize("NFKC", p) == unicodedata.normalize("NFKC", c)
+        ours, t_ours = timed(lambda pairs=pairs: [normalize(p).text == normalize(c).text for p, c in pairs])
+        base, t_base = timed(lambda pairs=pairs: [unicodedata.normalize("NFKC", p) == unicodedata.normalize("NFKC", c)
                                       for p, c in pairs])
         result["recovery"][fam] = {"entities": len(pairs), "ours": round(sum(ours) / len(pairs), 4),
                                    "nfkc_baseline": round(sum(base) / len(pairs), 4),

@@ -77,8 +77,7 @@ def run_baseline(model_dir: Path, records: list[dict], hp: dict) -> dict:
     """Plain Trainer + peft LoRA on the same examples and hyperparameters; token counts from the collator."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                              TrainingArguments)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     from tinysec.models.prompts import IGNORE_INDEX
     from tinysec.models.train import encode_records
@@ -147,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-
     from _gpu_check import ensure_model
+
     from tinysec.data.attack import build_attack_dataset
     from tinysec.models.train import lora_target_modules, merge_hparams
 

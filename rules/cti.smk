@@ -12,18 +12,18 @@ rule cti_data:
         test="results/cti/test.jsonl",
         labels="results/cti/labels.json",
         stats="results/cti/data_stats.json",
-    params:
-        source=CTI.source(),
-        min_length=config["cti"]["min_length"],
-        to_parent=config["cti"]["subtechniques_to_parent"],
-        split=config["cti"]["split"],
-        seed=config["seed"],
     log:
         "logs/cti_data/cti_data.log",
     benchmark:
         "benchmarks/cti_data/cti_data.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        source=CTI.source(),
+        min_length=config["cti"]["min_length"],
+        to_parent=config["cti"]["subtechniques_to_parent"],
+        split=config["cti"]["split"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/cti_data.py"
 
@@ -35,17 +35,17 @@ rule cti_subset:
     output:
         train="results/cti/subset/train.jsonl",
         test="results/cti/subset/test.jsonl",
-    params:
-        n_train=config["cti"]["train_size"],
-        n_test=config["cti"]["test_size"],
-        seed=config["seed"],
-        top_techniques=config["cti"]["llm_top_techniques"],
     log:
         "logs/cti_subset/cti_subset.log",
     benchmark:
         "benchmarks/cti_subset/cti_subset.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        n_train=config["cti"]["train_size"],
+        n_test=config["cti"]["test_size"],
+        seed=config["seed"],
+        top_techniques=config["cti"]["llm_top_techniques"],
     script:
         "../workflow/scripts/cti_subset.py"
 
@@ -58,21 +58,21 @@ rule cti_finetune:
     output:
         model=directory("results/cti/{model}-lora/{task}_model"),
         metrics="results/cti/{model}-lora/{task}_train_metrics.json",
+    log:
+        "logs/cti_finetune/{model}-{task}.log",
+    benchmark:
+        "benchmarks/cti_finetune/{model}-{task}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         hparams=lambda wc: CTI.hparams(wc.model),
         prompt=lambda wc: CTI.prompt(wc.model),
         label=lambda wc: CTI.finetune_label(wc.model),
         checkpoint_dir="results/checkpoints/cti/{model}-lora-{task}",
         memory_fraction=CTI.memory_fraction(),
-    log:
-        "logs/cti_finetune/{model}-{task}.log",
-    benchmark:
-        "benchmarks/cti_finetune/{model}-{task}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_finetune.py"
 
@@ -84,20 +84,20 @@ rule cti_zero_shot_model:
         model=lambda wc: CTI.model_inputs(wc.contestant),
     output:
         model=directory("results/cti/{contestant}/{task}_model"),
+    log:
+        "logs/cti_zero_shot_model/{contestant}-{task}.log",
+    benchmark:
+        "benchmarks/cti_zero_shot_model/{contestant}-{task}.tsv"
+    wildcard_constraints:
+        contestant=one_of(CTI.zero_shot()),
+    conda:
+        "../envs/tinysec.yaml"
     params:
         entry=lambda wc: MODELS.entry(wc.contestant),
         label=lambda wc: MODELS.label(wc.contestant),
         api=lambda wc: MODELS.is_api(wc.contestant),
         prompt=lambda wc: CTI.prompt(wc.contestant),
         choices=config["cti"]["zero_shot_labels"],
-    wildcard_constraints:
-        contestant=one_of(CTI.zero_shot()),
-    log:
-        "logs/cti_zero_shot_model/{contestant}-{task}.log",
-    benchmark:
-        "benchmarks/cti_zero_shot_model/{contestant}-{task}.tsv"
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_zero_shot_model.py"
 
@@ -110,19 +110,19 @@ rule cti_tfidf:
     output:
         model=directory("results/cti/{variant}/{task}_model"),
         answers="results/cti/{variant}/{task}_answers.jsonl",
-    params:
-        settings=CTI.tfidf_settings(),
-        seed=config["seed"],
-        label=lambda wc: CTI.tfidf_label(wc.variant),
-    wildcard_constraints:
-        variant="tfidf-lr|tfidf-lr-full|tfidf-lr-heldout",
     log:
         "logs/cti_tfidf/{variant}-{task}.log",
     benchmark:
         "benchmarks/cti_tfidf/{variant}-{task}.tsv"
-    threads: HEAVY_THREADS
+    wildcard_constraints:
+        variant="tfidf-lr|tfidf-lr-full|tfidf-lr-heldout",
     conda:
         "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    params:
+        settings=CTI.tfidf_settings(),
+        seed=config["seed"],
+        label=lambda wc: CTI.tfidf_label(wc.variant),
     script:
         "../workflow/scripts/cti_tfidf.py"
 
@@ -139,18 +139,18 @@ rule cti_heldout:
         val="results/cti/heldout/val.jsonl",
         test="results/cti/heldout/test.jsonl",
         stats="results/cti/heldout/data_stats.json",
-    params:
-        source=CTI.source(),
-        min_length=config["cti"]["min_length"],
-        to_parent=config["cti"]["subtechniques_to_parent"],
-        fraction=config["cti"]["heldout"]["fraction"],
-        seed=config["seed"],
     log:
         "logs/cti_heldout/cti_heldout.log",
     benchmark:
         "benchmarks/cti_heldout/cti_heldout.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        source=CTI.source(),
+        min_length=config["cti"]["min_length"],
+        to_parent=config["cti"]["subtechniques_to_parent"],
+        fraction=config["cti"]["heldout"]["fraction"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/cti_heldout.py"
 
@@ -169,20 +169,20 @@ rule cti_encoder:
         tactic_answers="results/cti/{row}/tactic_answers.jsonl",
         technique_answers="results/cti/{row}/technique_answers.jsonl",
         metrics="results/cti/{row}/train_metrics.json",
+    log:
+        "logs/cti_encoder/{row}.log",
+    benchmark:
+        "benchmarks/cti_encoder/{row}.tsv"
+    wildcard_constraints:
+        row="encoder|encoder-heldout",
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
     params:
         tasks=["tactic", "technique"],
         settings=CTI.encoder_settings(),
         seed=config["seed"],
         label=lambda wc: CTI.encoder_label(wc.row),
-    wildcard_constraints:
-        row="encoder|encoder-heldout",
-    log:
-        "logs/cti_encoder/{row}.log",
-    benchmark:
-        "benchmarks/cti_encoder/{row}.tsv"
-    threads: HEAVY_THREADS
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_encoder.py"
 
@@ -194,19 +194,19 @@ rule cti_answer:
         weights=lambda wc: CTI.model_inputs(wc.contestant),
     output:
         answers="results/cti/{contestant}/{task}_answers.jsonl",
-    params:
-        gen=config["cti"]["generation"],
-    wildcard_constraints:
-        contestant=one_of(CTI.llm_contestants()),
     log:
         "logs/cti_answer/{contestant}-{task}.log",
     benchmark:
         "benchmarks/cti_answer/{contestant}-{task}.tsv"
+    wildcard_constraints:
+        contestant=one_of(CTI.llm_contestants()),
+    conda:
+        "../envs/tinysec.yaml"
     threads: HEAVY_THREADS
     resources:
         **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
+    params:
+        gen=config["cti"]["generation"],
     script:
         "../workflow/scripts/cti_answer.py"
 
@@ -220,16 +220,16 @@ rule cti_score:
         metrics="results/cti/{contestant}/{task}_metrics.json",
         per_label="results/cti/{contestant}/{task}_per_label.csv",
         predictions="results/cti/{contestant}/{task}_predictions.jsonl",
-    params:
-        intervals=CTI.intervals(),
-    wildcard_constraints:
-        contestant=one_of(CTI.scored()),
     log:
         "logs/cti_score/{contestant}-{task}.log",
     benchmark:
         "benchmarks/cti_score/{contestant}-{task}.tsv"
+    wildcard_constraints:
+        contestant=one_of(CTI.scored()),
     conda:
         "../envs/tinysec.yaml"
+    params:
+        intervals=CTI.intervals(),
     script:
         "../workflow/scripts/cti_score.py"
 
@@ -258,19 +258,19 @@ rule cti_table:
             subcategory="CTI extraction",
             caption="../workflow/report/cti_table.rst",
         ),
+    log:
+        "logs/cti_table/{task}.log",
+    benchmark:
+        "benchmarks/cti_table/{task}.tsv"
+    wildcard_constraints:
+        task="tactic|technique",
+    conda:
+        "../envs/tinysec.yaml"
     params:
         hparams=config["cti"]["train"],
         choices=config["cti"]["zero_shot_labels"],
         memory_fraction=CTI.memory_fraction(),
         top_techniques=config["cti"]["llm_top_techniques"],
-    wildcard_constraints:
-        task="tactic|technique",
-    log:
-        "logs/cti_table/{task}.log",
-    benchmark:
-        "benchmarks/cti_table/{task}.tsv"
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_table.py"
 
@@ -299,19 +299,19 @@ rule cti_table_heldout:
             subcategory="CTI extraction",
             caption="../workflow/report/cti_heldout.rst",
         ),
+    log:
+        "logs/cti_table_heldout/{task}.log",
+    benchmark:
+        "benchmarks/cti_table_heldout/{task}.tsv"
+    wildcard_constraints:
+        task="tactic|technique",
+    conda:
+        "../envs/tinysec.yaml"
     params:
         hparams=config["cti"]["train"],
         choices=config["cti"]["zero_shot_labels"],
         memory_fraction=CTI.memory_fraction(),
         top_techniques=None,
-    wildcard_constraints:
-        task="tactic|technique",
-    log:
-        "logs/cti_table_heldout/{task}.log",
-    benchmark:
-        "benchmarks/cti_table_heldout/{task}.tsv"
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/cti_table.py"
 

@@ -17,6 +17,13 @@ rule judge_battles:
         pairs=[f"results/battles/{{judge}}/{a}__vs__{b}.jsonl" for a, b in JUDGE.pairs()],
         battles="results/battles/{judge}/battles.jsonl",
         summary="results/battles/{judge}/summary.json",
+    log:
+        "logs/judge_battles/{judge}.log",
+    benchmark:
+        "benchmarks/judge_battles/{judge}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
     params:
         pairs=JUDGE.pairs(),
         orders=JUDGE.orders(),
@@ -25,13 +32,6 @@ rule judge_battles:
         api=lambda wc: JUDGE.api(wc.judge),
         embedder=config["embedder"],
         cache=lambda wc: f"{config['judge']['cache_dir']}/{wc.judge}.sqlite",
-    log:
-        "logs/judge_battles/{judge}.log",
-    benchmark:
-        "benchmarks/judge_battles/{judge}.tsv"
-    threads: HEAVY_THREADS
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/judge_battles.py"
 
@@ -48,6 +48,15 @@ rule elo_table:
             subcategory="Ratings",
             caption="../workflow/report/elo.rst",
         ),
+    log:
+        "logs/elo_table/elo{pool_suffix}.log",
+    benchmark:
+        "benchmarks/elo_table/elo{pool_suffix}.tsv"
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
+    conda:
+        "../envs/tinysec.yaml"
+    threads: 1
     params:
         judge=JUDGE_NAME,
         pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
@@ -55,15 +64,6 @@ rule elo_table:
         bt=config["judge"]["bt"],
         ci=config["judge"]["ci"],
         seed=config["seed"],
-    wildcard_constraints:
-        pool_suffix=one_of(JUDGE.pool_suffixes()),
-    log:
-        "logs/elo_table/elo{pool_suffix}.log",
-    benchmark:
-        "benchmarks/elo_table/elo{pool_suffix}.tsv"
-    threads: 1
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/elo_table.py"
 
@@ -79,17 +79,17 @@ rule vs_table:
             subcategory="Against reference models",
             caption="../workflow/report/vs_table.rst",
         ),
-    params:
-        judge=JUDGE_NAME,
-        models=INSTRUCT.finetuned(),
-        orders=JUDGE.orders(),
-        self_judged=lambda wc: JUDGE.self_judged([wc.opponent, *INSTRUCT.finetuned()]),
     log:
         "logs/vs_table/{opponent}.log",
     benchmark:
         "benchmarks/vs_table/{opponent}.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        judge=JUDGE_NAME,
+        models=INSTRUCT.finetuned(),
+        orders=JUDGE.orders(),
+        self_judged=lambda wc: JUDGE.self_judged([wc.opponent, *INSTRUCT.finetuned()]),
     script:
         "../workflow/scripts/vs_table.py"
 
@@ -104,19 +104,19 @@ rule win_rate_figure:
             subcategory="Ratings",
             caption="../workflow/report/win_rate.rst",
         ),
+    log:
+        "logs/win_rate_figure/win_rate{pool_suffix}.log",
+    benchmark:
+        "benchmarks/win_rate_figure/win_rate{pool_suffix}.tsv"
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
+    conda:
+        "../envs/tinysec.yaml"
     params:
         judge=JUDGE_NAME,
         pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
         scale=config["judge"]["elo"]["scale"],
         base=config["judge"]["elo"]["base"],
-    wildcard_constraints:
-        pool_suffix=one_of(JUDGE.pool_suffixes()),
-    log:
-        "logs/win_rate_figure/win_rate{pool_suffix}.log",
-    benchmark:
-        "benchmarks/win_rate_figure/win_rate{pool_suffix}.tsv"
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/win_rate_figure.py"
 
@@ -143,17 +143,17 @@ rule battle_count_figures:
             subcategory="Battle counts",
             caption="../workflow/report/battle_counts.rst",
         ),
-    params:
-        judge=JUDGE_NAME,
-        pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
-    wildcard_constraints:
-        pool_suffix=one_of(JUDGE.pool_suffixes()),
     log:
         "logs/battle_count_figures/battle_counts{pool_suffix}.log",
     benchmark:
         "benchmarks/battle_count_figures/battle_counts{pool_suffix}.tsv"
+    wildcard_constraints:
+        pool_suffix=one_of(JUDGE.pool_suffixes()),
     conda:
         "../envs/tinysec.yaml"
+    params:
+        judge=JUDGE_NAME,
+        pool=lambda wc: JUDGE.pool_settings(JUDGE.pool_of(wc.pool_suffix)),
     script:
         "../workflow/scripts/battle_count_figures.py"
 

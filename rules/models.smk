@@ -4,15 +4,15 @@
 rule prepare_model:
     output:
         model=directory("resources/models/{model}"),
-    params:
-        entry=lambda wc: MODELS.entry(wc.model),
     log:
         "logs/prepare_model/{model}.log",
     benchmark:
         "benchmarks/prepare_model/{model}.tsv"
-    resources:
-        mem_mb=16000,
     conda:
         "../envs/tinysec.yaml"
+    resources:
+        mem_mb=16000,
+    params:
+        entry=lambda wc: MODELS.entry(wc.model),
     script:
         "../workflow/scripts/prepare_model.py"

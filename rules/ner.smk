@@ -7,18 +7,18 @@ rule ner_train:
         unpack(lambda wc: NER.train_inputs(wc.ner_encoder, wc.ner_variant)),
     output:
         model=directory("results/ner/models/{ner_encoder}/{ner_variant}"),
-    params:
-        settings=lambda wc: NER.train_settings(wc.ner_variant),
-        labels=NER.labels(),
     log:
         "logs/ner_train/{ner_encoder}/{ner_variant}.log",
     benchmark:
         "benchmarks/ner_train/{ner_encoder}/{ner_variant}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
     threads: HEAVY_THREADS
     resources:
         **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
+    params:
+        settings=lambda wc: NER.train_settings(wc.ner_variant),
+        labels=NER.labels(),
     script:
         "../workflow/scripts/ner_train.py"
 
@@ -29,21 +29,21 @@ rule ner_predict:
         model="results/ner/models/{ner_encoder}/{ner_variant}",
     output:
         predictions="results/ner/pred/{ner_encoder}/{ner_variant}.jsonl",
+    log:
+        "logs/ner_predict/{ner_encoder}/{ner_variant}.log",
+    benchmark:
+        "benchmarks/ner_predict/{ner_encoder}/{ner_variant}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         testsets=list(NER.testsets()),
         postprocess=NER.postprocess(),
         normalize=lambda wc: NER.method_normalize(wc.ner_variant),
         batch_size=config["ner"]["eval_batch_size"],
         max_rows=config["ner"]["max_test_rows"],
-    log:
-        "logs/ner_predict/{ner_encoder}/{ner_variant}.log",
-    benchmark:
-        "benchmarks/ner_predict/{ner_encoder}/{ner_variant}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_predict.py"
 
@@ -55,23 +55,23 @@ rule ner_direct_predict:
     output:
         predictions="results/ner/pred/direct/{ner_method}.jsonl",
         stats="results/ner/pred/direct/{ner_method}.stats.json",
+    log:
+        "logs/ner_direct_predict/{ner_method}.log",
+    benchmark:
+        "benchmarks/ner_direct_predict/{ner_method}.tsv"
     wildcard_constraints:
         ner_method=one_of(NER.llm_methods()),
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         llm_entry=lambda wc: NER.method_llm_entry(wc.ner_method),
         types=config["ner_data"]["entity_types"],
         direct=config["ner"]["direct"],
         seed=config["seed"],
         cache="results/cache/ner_llm",
-    log:
-        "logs/ner_direct_predict/{ner_method}.log",
-    benchmark:
-        "benchmarks/ner_direct_predict/{ner_method}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_direct_predict.py"
 
@@ -93,15 +93,15 @@ rule ner_prf:
             subcategory="Tagging",
             caption="../workflow/report/ner_prf.rst",
         ),
-    params:
-        methods=NER.method_rows() + NER.direct_rows(),
-        context=NER.caption_context(),
     log:
         "logs/ner_prf/ner_prf.log",
     benchmark:
         "benchmarks/ner_prf/ner_prf.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        methods=NER.method_rows() + NER.direct_rows(),
+        context=NER.caption_context(),
     script:
         "../workflow/scripts/ner_prf.py"
 
@@ -123,15 +123,15 @@ rule ner_counts:
             subcategory="Tagging",
             caption="../workflow/report/ner_counts.rst",
         ),
-    params:
-        methods=NER.method_rows() + NER.direct_rows(),
-        context=NER.caption_context(),
     log:
         "logs/ner_counts/ner_counts.log",
     benchmark:
         "benchmarks/ner_counts/ner_counts.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        methods=NER.method_rows() + NER.direct_rows(),
+        context=NER.caption_context(),
     script:
         "../workflow/scripts/ner_counts.py"
 
@@ -147,17 +147,17 @@ rule ner_robustness:
             caption="../workflow/report/ner_robustness.rst",
         ),
         md="results/tables/ner_robustness.md",
-    params:
-        table="robustness",
-        methods=NER.main_methods(["baseline", "robust"]),
-        families=NER_CORPUS.test_families(),
-        context=NER.caption_context(),
     log:
         "logs/ner_robustness/ner_robustness.log",
     benchmark:
         "benchmarks/ner_robustness/ner_robustness.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        table="robustness",
+        methods=NER.main_methods(["baseline", "robust"]),
+        families=NER_CORPUS.test_families(),
+        context=NER.caption_context(),
     script:
         "../workflow/scripts/ner_robustness.py"
 
@@ -173,13 +173,13 @@ use rule ner_robustness as ner_ablation with:
             caption="../workflow/report/ner_ablation.rst",
         ),
         md="results/tables/ner_ablation.md",
-    params:
-        table="ablation",
-        methods=NER.main_methods(NER.ablation_variants()),
     log:
         "logs/ner_ablation/ner_ablation.log",
     benchmark:
         "benchmarks/ner_ablation/ner_ablation.tsv"
+    params:
+        table="ablation",
+        methods=NER.main_methods(NER.ablation_variants()),
 
 
 # qualitative example: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method
@@ -194,6 +194,15 @@ rule ner_example:
             caption="../workflow/report/ner_example.rst",
         ),
         csv="results/tables/ner_example.csv",
+    log:
+        "logs/ner_example/ner_example.log",
+    benchmark:
+        "benchmarks/ner_example/ner_example.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         methods=NER.example_methods(),
         example=NER.example_input(),
@@ -205,15 +214,6 @@ rule ner_example:
         cache="results/cache/ner_llm",
         source=config["ner"]["example_source"],
         context=NER.caption_context(),
-    log:
-        "logs/ner_example/ner_example.log",
-    benchmark:
-        "benchmarks/ner_example/ner_example.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_example.py"
 
@@ -240,15 +240,15 @@ if section_enabled("ner"):
 rule ner_real_scan:
     output:
         records="results/ner/real/records.jsonl",
-    params:
-        nmap=config["ner"]["real_scan"]["nmap"],
-        timeout_s=config["ner"]["real_scan"]["timeout_s"],
     log:
         "logs/ner_real_scan/ner_real_scan.log",
     benchmark:
         "benchmarks/ner_real_scan/ner_real_scan.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        nmap=config["ner"]["real_scan"]["nmap"],
+        timeout_s=config["ner"]["real_scan"]["timeout_s"],
     script:
         "../workflow/scripts/ner_real_scan.py"
 
@@ -259,20 +259,20 @@ rule ner_real_predict:
         model="results/ner/models/{ner_encoder}/{ner_variant}",
     output:
         predictions="results/ner/real/pred/{ner_encoder}/{ner_variant}.jsonl",
+    log:
+        "logs/ner_real_predict/{ner_encoder}/{ner_variant}.log",
+    benchmark:
+        "benchmarks/ner_real_predict/{ner_encoder}/{ner_variant}.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         types=config["ner_data"]["entity_types"],
         postprocess=NER.postprocess(),
         normalize=lambda wc: NER.method_normalize(wc.ner_variant),
         batch_size=config["ner"]["eval_batch_size"],
-    log:
-        "logs/ner_real_predict/{ner_encoder}/{ner_variant}.log",
-    benchmark:
-        "benchmarks/ner_real_predict/{ner_encoder}/{ner_variant}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_real_predict.py"
 
@@ -288,15 +288,15 @@ rule ner_real:
             caption="../workflow/report/ner_real.rst",
         ),
         md="results/tables/ner_real.md",
-    params:
-        methods=NER.real_methods(),
-        context=NER.caption_context(),
     log:
         "logs/ner_real/ner_real.log",
     benchmark:
         "benchmarks/ner_real/ner_real.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        methods=NER.real_methods(),
+        context=NER.caption_context(),
     script:
         "../workflow/scripts/ner_real.py"
 

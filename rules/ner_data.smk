@@ -11,6 +11,15 @@ rule ner_data_corpus:
         val=f"{NER_DATA}/val.jsonl",
         test=f"{NER_DATA}/test.jsonl",
         stats=f"{NER_DATA}/corpus_stats.json",
+    log:
+        "logs/ner_data_corpus/corpus.log",
+    benchmark:
+        "benchmarks/ner_data_corpus/corpus.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS if config["ner_data"]["rephrase"]["enabled"] else 1
+    resources:
+        **(gpu_resources() if config["ner_data"]["rephrase"]["enabled"] else {}),
     params:
         types=config["ner_data"]["entity_types"],
         seed=config["seed"],
@@ -19,15 +28,6 @@ rule ner_data_corpus:
         split=config["ner_data"]["split"],
         rephrase=config["ner_data"]["rephrase"],
         llm_entry=lambda wc: NER_CORPUS.llm_entry("rephrase"),
-    log:
-        "logs/ner_data_corpus/corpus.log",
-    benchmark:
-        "benchmarks/ner_data_corpus/corpus.tsv"
-    threads: HEAVY_THREADS if config["ner_data"]["rephrase"]["enabled"] else 1
-    resources:
-        **(gpu_resources() if config["ner_data"]["rephrase"]["enabled"] else {}),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_data_corpus.py"
 
@@ -51,17 +51,17 @@ rule ner_data_table:
             subcategory="NER corpus",
             caption="../workflow/report/ner_corpus.rst",
         ),
-    params:
-        types=config["ner_data"]["entity_types"],
-        seed=config["seed"],
-        split=config["ner_data"]["split"],
-        run_name=config["run_name"],
     log:
         "logs/ner_data_table/table.log",
     benchmark:
         "benchmarks/ner_data_table/table.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        types=config["ner_data"]["entity_types"],
+        seed=config["seed"],
+        split=config["ner_data"]["split"],
+        run_name=config["run_name"],
     script:
         "../workflow/scripts/ner_data_table.py"
 
@@ -71,19 +71,19 @@ rule ner_data_perturb:
         test=rules.ner_data_corpus.output.test,
     output:
         perturbed=f"{NER_DATA}/test.{{family}}.jsonl",
+    log:
+        "logs/ner_data_perturb/{family}.log",
+    benchmark:
+        "benchmarks/ner_data_perturb/{family}.tsv"
     wildcard_constraints:
         family=one_of(NER_CORPUS.perturb_families()),
+    conda:
+        "../envs/tinysec.yaml"
     params:
         operators=lambda wc: config["ner_data"]["perturb"]["families"][wc.family],
         seed=config["seed"],
         entity_prob=config["ner_data"]["perturb"]["entity_prob"],
         char_rate=config["ner_data"]["perturb"]["char_rate"],
-    log:
-        "logs/ner_data_perturb/{family}.log",
-    benchmark:
-        "benchmarks/ner_data_perturb/{family}.tsv"
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_data_perturb.py"
 
@@ -96,19 +96,19 @@ rule ner_data_paraphrase:
     output:
         perturbed=f"{NER_DATA}/test.paraphrase.jsonl",
         stats=f"{NER_DATA}/test.paraphrase.stats.json",
-    params:
-        paraphrase=config["ner_data"]["paraphrase"],
-        llm_entry=lambda wc: MODELS.entry(config["ner_data"]["paraphrase"]["model"]),
-        seed=config["seed"],
     log:
         "logs/ner_data_paraphrase/test.log",
     benchmark:
         "benchmarks/ner_data_paraphrase/test.tsv"
+    conda:
+        "../envs/tinysec.yaml"
     threads: HEAVY_THREADS
     resources:
         **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
+    params:
+        paraphrase=config["ner_data"]["paraphrase"],
+        llm_entry=lambda wc: MODELS.entry(config["ner_data"]["paraphrase"]["model"]),
+        seed=config["seed"],
     script:
         "../workflow/scripts/ner_data_paraphrase.py"
 
@@ -118,13 +118,20 @@ rule ner_data_adversarial:
         unpack(lambda wc: NER_CORPUS.llm_input("paraphrase")),
         train=rules.ner_data_corpus.output.train,
         embedder=lambda wc: (
-            model_path(config["embedder"])
-            if config["ner_data"]["paraphrase"]["enabled"]
-            else []
+            model_path(config["embedder"]) if config["ner_data"]["paraphrase"]["enabled"] else []
         ),
     output:
         adv=f"{NER_DATA}/train.adv.jsonl",
         stats=f"{NER_DATA}/train.adv.stats.json",
+    log:
+        "logs/ner_data_adversarial/train.log",
+    benchmark:
+        "benchmarks/ner_data_adversarial/train.tsv"
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS if config["ner_data"]["paraphrase"]["enabled"] else 1
+    resources:
+        **(gpu_resources() if config["ner_data"]["paraphrase"]["enabled"] else {}),
     params:
         families=config["ner_data"]["perturb"]["families"],
         adv_families=config["ner_data"]["perturb"]["adv_families"],
@@ -134,15 +141,6 @@ rule ner_data_adversarial:
         seed=config["seed"],
         paraphrase=config["ner_data"]["paraphrase"],
         llm_entry=lambda wc: NER_CORPUS.llm_entry("paraphrase"),
-    log:
-        "logs/ner_data_adversarial/train.log",
-    benchmark:
-        "benchmarks/ner_data_adversarial/train.tsv"
-    threads: HEAVY_THREADS if config["ner_data"]["paraphrase"]["enabled"] else 1
-    resources:
-        **(gpu_resources() if config["ner_data"]["paraphrase"]["enabled"] else {}),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_data_adversarial.py"
 

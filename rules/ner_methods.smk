@@ -8,15 +8,15 @@ rule ner_method_testset:
         test=f"{NER_DATA}/test.jsonl",
     output:
         test=f"{NER_DATA}/test.raw.jsonl",
-    params:
-        max_rows=config["ner"]["method_test_rows"],
-        seed=config["seed"],
     log:
         "logs/ner_method_testset/test.log",
     benchmark:
         "benchmarks/ner_method_testset/test.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        max_rows=config["ner"]["method_test_rows"],
+        seed=config["seed"],
     script:
         "../workflow/scripts/ner_method_testset.py"
 
@@ -28,22 +28,22 @@ rule ner_method_corpus:
         train=f"{NER_DATA}/{{ner_method}}/train.jsonl",
         val=f"{NER_DATA}/{{ner_method}}/val.jsonl",
         stats=f"{NER_DATA}/{{ner_method}}/stats.json",
+    log:
+        "logs/ner_method_corpus/{ner_method}.log",
+    benchmark:
+        "benchmarks/ner_method_corpus/{ner_method}.tsv"
     wildcard_constraints:
         ner_method=one_of(NER.corpus_methods()),
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         kind=lambda wc: NER.method_kind(wc.ner_method),
         llm_entry=lambda wc: NER.method_llm_entry(wc.ner_method),
         chain=config["ner"]["chain"],
         seed=config["seed"],
-    log:
-        "logs/ner_method_corpus/{ner_method}.log",
-    benchmark:
-        "benchmarks/ner_method_corpus/{ner_method}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_method_corpus.py"
 
@@ -53,19 +53,17 @@ use rule ner_data_adversarial as ner_method_adversarial with:
         unpack(lambda wc: NER_CORPUS.llm_input("paraphrase")),
         train=f"{NER_DATA}/{{ner_method}}/train.jsonl",
         embedder=lambda wc: (
-            model_path(config["embedder"])
-            if config["ner_data"]["paraphrase"]["enabled"]
-            else []
+            model_path(config["embedder"]) if config["ner_data"]["paraphrase"]["enabled"] else []
         ),
     output:
         adv=f"{NER_DATA}/{{ner_method}}/train.adv.jsonl",
         stats=f"{NER_DATA}/{{ner_method}}/train.adv.stats.json",
-    wildcard_constraints:
-        ner_method=one_of(NER.llm_methods()),
     log:
         "logs/ner_method_adversarial/{ner_method}.log",
     benchmark:
         "benchmarks/ner_method_adversarial/{ner_method}.tsv"
+    wildcard_constraints:
+        ner_method=one_of(NER.llm_methods()),
 
 
 use rule ner_train as ner_method_train with:
@@ -73,13 +71,13 @@ use rule ner_train as ner_method_train with:
         unpack(lambda wc: NER.method_train_inputs(wc.ner_method, wc.ner_encoder)),
     output:
         model=directory("results/ner/models/{ner_encoder}/llm/{ner_method}/{ner_variant}"),
-    wildcard_constraints:
-        ner_method=one_of(NER.llm_methods()),
-        ner_variant="robust",
     log:
         "logs/ner_method_train/{ner_encoder}/{ner_method}/{ner_variant}.log",
     benchmark:
         "benchmarks/ner_method_train/{ner_encoder}/{ner_method}/{ner_variant}.tsv"
+    wildcard_constraints:
+        ner_method=one_of(NER.llm_methods()),
+        ner_variant="robust",
 
 
 rule ner_method_predict:
@@ -88,8 +86,17 @@ rule ner_method_predict:
     output:
         predictions="results/ner/pred/methods/{ner_method}/{ner_encoder}.jsonl",
         stats="results/ner/pred/methods/{ner_method}/{ner_encoder}.stats.json",
+    log:
+        "logs/ner_method_predict/{ner_method}/{ner_encoder}.log",
+    benchmark:
+        "benchmarks/ner_method_predict/{ner_method}/{ner_encoder}.tsv"
     wildcard_constraints:
         ner_method=one_of(NER.methods()),
+    conda:
+        "../envs/tinysec.yaml"
+    threads: HEAVY_THREADS
+    resources:
+        **gpu_resources(),
     params:
         kind=lambda wc: NER.method_kind(wc.ner_method),
         llm_entry=lambda wc: NER.method_llm_entry(wc.ner_method),
@@ -99,14 +106,5 @@ rule ner_method_predict:
         chain=config["ner"]["chain"],
         seed=config["seed"],
         cache="results/cache/ner_llm",
-    log:
-        "logs/ner_method_predict/{ner_method}/{ner_encoder}.log",
-    benchmark:
-        "benchmarks/ner_method_predict/{ner_method}/{ner_encoder}.tsv"
-    threads: HEAVY_THREADS
-    resources:
-        **gpu_resources(),
-    conda:
-        "../envs/tinysec.yaml"
     script:
         "../workflow/scripts/ner_method_predict.py"

@@ -6,15 +6,15 @@
 rule osint_collect:
     output:
         record="results/osint/raw/{source}/{target}.json",
-    params:
-        target=lambda wc: OSINT.target(wc.source, wc.target),
-        options=lambda wc: config["osint"][wc.source],
     log:
         "logs/osint_collect/{source}/{target}.log",
     benchmark:
         "benchmarks/osint_collect/{source}/{target}.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        target=lambda wc: OSINT.target(wc.source, wc.target),
+        options=lambda wc: config["osint"][wc.source],
     script:
         "../workflow/scripts/osint_collect.py"
 
@@ -22,17 +22,17 @@ rule osint_collect:
 rule osint_synthetic:
     output:
         records="results/osint/synthetic.jsonl",
-    params:
-        n_records=config["osint"]["synthetic"]["n_records"],
-        mix=config["osint"]["synthetic"]["mix"],
-        seed=OSINT.synthetic_seed(),
-        record_types=config["osint"]["dns"]["record_types"],
     log:
         "logs/osint_synthetic/synthetic.log",
     benchmark:
         "benchmarks/osint_synthetic/synthetic.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        n_records=config["osint"]["synthetic"]["n_records"],
+        mix=config["osint"]["synthetic"]["mix"],
+        seed=OSINT.synthetic_seed(),
+        record_types=config["osint"]["dns"]["record_types"],
     script:
         "../workflow/scripts/osint_synthetic.py"
 
@@ -70,14 +70,14 @@ rule osint_stats:
             subcategory="OSINT corpus",
             caption="../workflow/report/osint_entities.rst",
         ),
-    params:
-        run_name=config["run_name"],
     log:
         "logs/osint_stats/stats.log",
     benchmark:
         "benchmarks/osint_stats/stats.tsv"
     conda:
         "../envs/tinysec.yaml"
+    params:
+        run_name=config["run_name"],
     script:
         "../workflow/scripts/osint_stats.py"
 

@@ -23,8 +23,9 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 class OpenAIServer:
@@ -107,7 +108,7 @@ class OpenAIServer:
             pass  # the client gave up (timeout) before the answer came
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):

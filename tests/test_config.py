@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
+
 from tinysec.config import ConfigError, check_config, config_problems, section_schemas, validate_config
 
 SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"

@@ -11,10 +11,10 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from tinysec.cli import main as tinysec_main
+from tinysec.cti.contestants import fit_tfidf, llm_manifest
 from tinysec.cti.corpus import load_source
 from tinysec.cti.metrics import per_label, scores
 from tinysec.cti.outputs import LabelMapper
-from tinysec.cti.contestants import fit_tfidf, llm_manifest
 from tinysec.io import read_jsonl, write_json, write_jsonl
 
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import REPO, run_snakemake
+
 from tinysec import gpu, plan
 from tinysec.config import validate_config
 from tinysec.cti.corpus import build_corpus, load_source, read_user_file

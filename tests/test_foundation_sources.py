@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO
+
 from tinysec.models import sources
 from tinysec.models.sources import ModelSource, parse_source
 from tinysec.models.tiny import build_random_model

@@ -4,8 +4,6 @@ different lengths, rows stopping early at EOS and rows refilled while others sti
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY, run_snakemake
+
 from tinysec.config import ConfigError, load_config_file, validate_config
 from tinysec.ner.corpus import split_samples
 
@@ -212,8 +212,9 @@ def test_check_command_names_file_and_line(tmp_path):
     without naming the line (snakemake parses --configfile itself, before the Snakefile runs)."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  a: [1,\n  b: 2\n")
-    run = lambda *files: subprocess.run([sys.executable, "-m", "tinysec.config", *map(str, files)],
-                                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    def run(*files):
+        return subprocess.run([sys.executable, "-m", "tinysec.config", *map(str, files)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     proc = run(bad)
     assert proc.returncode == 1 and f"{bad}:4:1: YAML syntax error" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -15,14 +15,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY, run_snakemake
+
 from tinysec.config import ConfigError, validate_config
 from tinysec.osint.collect import collect
 from tinysec.osint.collect_nmap import collect_nmap, scan_address
 from tinysec.osint.nmap_xml import NmapXMLError, parse_nmap_xml
-from tinysec.osint.targets import (DEFAULT_MIN_PREFIX, TargetError, check_authorized, enables_scripts,
-                                   nmap_config_problems, option_problem)
+from tinysec.osint.targets import (
+    DEFAULT_MIN_PREFIX,
+    TargetError,
+    check_authorized,
+    enables_scripts,
+    nmap_config_problems,
+    option_problem,
+)
 
 LOOPBACK = "127.0.0.1"
 SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"

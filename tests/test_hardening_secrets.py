@@ -24,10 +24,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import yaml
-
 from conftest import TINY, run_snakemake
 from openai_server import OpenAIServer
 from test_osint_collectors import DNSResponder, WhoisServer, loopback_only  # noqa: F401 (autouse fixture)
+
 from tinysec.judge.judges import make_judge
 from tinysec.judge.prompt import PairTask
 from tinysec.models.api import ApiError, ChatClient

@@ -13,8 +13,8 @@ import pytest
 from tinysec.data.attack import attack_objects, build_attack_dataset, clean_description, load_attack
 from tinysec.data.build import build_instruct_data
 from tinysec.data.clean import dedupe, rouge_filter
-from tinysec.download import ChecksumError, fetch, fetch_entry
 from tinysec.data.readers import read_instructions
+from tinysec.download import ChecksumError, fetch, fetch_entry
 from tinysec.io import InputError
 
 ALPACA = [

@@ -9,7 +9,6 @@ import re
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import TINY, run_snakemake
 
 CONTESTANTS = ["tiny-llama", "tiny-llama-lora", "tiny-llama-full", "tiny-llama-ref"]

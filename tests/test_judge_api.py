@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import yaml
-from openai_server import OpenAIServer
-
 from conftest import TINY, run_snakemake
+from openai_server import OpenAIServer
 
 KEY = "sk-tinysec-TEST-4f9d2c"
 KEY_ENV = "TINYSEC_TEST_JUDGE_KEY"
@@ -55,8 +54,9 @@ def test_api_judge_retries_invalid_cache_and_no_key_leak(tmp_path):
     with OpenAIServer(responder=prefer_longer, key=KEY, hang_seconds=2.5,
                       script=["429", "hang", "text:let me think", "503", "429"]) as srv:
         config = write_inputs(tmp_path, srv.base_url)
-        run = lambda *extra: run_snakemake(tmp_path, "results/tables/elo.md", "--allowed-rules", *JUDGE_RULES,
-                                           *extra, configfile=config, env={KEY_ENV: KEY}, timeout=600)
+        def run(*extra):
+            return run_snakemake(tmp_path, "results/tables/elo.md", "--allowed-rules", *JUDGE_RULES,
+                                 *extra, configfile=config, env={KEY_ENV: KEY}, timeout=600)
         run()
         first_calls = srv.calls
         # 6 pairs x 4 items x 2 orders, + retried 429/503/hang + re-asks (1 garbage + 12 undecidable)

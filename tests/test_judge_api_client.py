@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from openai_server import OpenAIServer
 
 from tinysec.models.api import ApiError, ChatClient
-
-from openai_server import OpenAIServer
 
 KEY = "sk-test-SECRET-123"
 

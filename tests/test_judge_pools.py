@@ -10,9 +10,9 @@ import math
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, TINY, run_snakemake
 from test_judge_verdicts import LongerWins
+
 from tinysec import plan
 from tinysec.config import ConfigError, validate_config
 from tinysec.judge.battle import judge_pairs, summarize

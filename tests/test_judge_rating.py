@@ -11,7 +11,7 @@ import pytest
 from tinysec.cli import main
 from tinysec.io import InputError
 from tinysec.rating.battles import Battles
-from tinysec.rating.bt import BTParams, bradley_terry, predicted_win_rate, rank_by_ci
+from tinysec.rating.bt import bradley_terry, predicted_win_rate, rank_by_ci
 from tinysec.rating.elo import EloParams, online_elo, shuffled_elo
 
 

@@ -9,8 +9,14 @@ import torch
 
 from tinysec.models.tiny import build_random_model
 from tinysec.ner.labels import bio_labels
-from tinysec.ner.model import (EncoderCRFTagger, crf_marginals, encode_words, length_batches, load_tokenizer,
-                               viterbi_decode)
+from tinysec.ner.model import (
+    EncoderCRFTagger,
+    crf_marginals,
+    encode_words,
+    length_batches,
+    load_tokenizer,
+    viterbi_decode,
+)
 from tinysec.ner.postprocess import PostprocessSettings, Tagger
 
 LABELS = bio_labels(["IP", "DOMAIN"])

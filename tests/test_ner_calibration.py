@@ -10,8 +10,13 @@ from torchcrf import CRF
 
 from tinysec.io import InputError, write_jsonl
 from tinysec.models.tiny import build_random_model
-from tinysec.ner.calibration import (CALIBRATION_FILE, expected_calibration_error, fit_temperature, gold_nll,
-                                     read_temperature)
+from tinysec.ner.calibration import (
+    CALIBRATION_FILE,
+    expected_calibration_error,
+    fit_temperature,
+    gold_nll,
+    read_temperature,
+)
 from tinysec.ner.labels import bio_labels, spans_to_bio
 from tinysec.ner.model import EncoderCRFTagger, crf_marginals, encode_words, viterbi_decode
 from tinysec.ner.tokenize import word_spans

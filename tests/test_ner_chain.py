@@ -14,8 +14,8 @@ import re
 
 import pytest
 import torch
-
 from openai_server import OpenAIServer
+
 from tinysec.cli import main
 from tinysec.io import read_jsonl, write_jsonl
 from tinysec.models.tiny import build_random_model
@@ -183,8 +183,8 @@ def test_tag_cli_method_runs_the_chain(ip_tagger, tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "scan.txt").write_text(SCAN, encoding="utf-8")
     with OpenAIServer(responder=lambda b: "NONE" if _is_reflection(b) else FABRICATED) as srv:
-        from conftest import REPO
         import yaml
+        from conftest import REPO
 
         cfg = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())
         cfg["models"]["tiny-api"]["api"]["base_url"] = srv.base_url

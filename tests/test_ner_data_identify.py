@@ -8,12 +8,10 @@ import unicodedata
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tinysec.ner.identify import CONTEXTS, detect_format, classify_context, fold_leet, normalize
-from tinysec.ner.substitutions import TRAIN, table, values
-
 from ner_data_records import NMAP_RAW, dns_record, nmap_record, shodan_record, whois_record
 
+from tinysec.ner.identify import CONTEXTS, classify_context, detect_format, fold_leet, normalize
+from tinysec.ner.substitutions import TRAIN, table, values
 
 # the normaliser knows the training halves of the substitution tables (tinysec.ner.substitutions)
 O_LOOKALIKE = table("homoglyph", TRAIN)["o"][0]

@@ -17,7 +17,7 @@ _label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=8)
 _ip = st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t)))
 _domain = st.tuples(st.lists(_label, min_size=1, max_size=3), st.sampled_from(["com", "org", "net", "io"])).map(
     lambda t: ".".join(t[0] + [t[1]]))
-_version = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 9)).map(lambda t: "%d.%d.%d" % t)
+_version = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 9)).map(lambda t: "{}.{}.{}".format(*t))
 _org = st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=1).flatmap(
     lambda c: _label.map(lambda s: c + s)), min_size=1, max_size=3).map(" ".join)
 ENTITY = st.one_of(_ip.map(lambda s: (s, "IP")), _domain.map(lambda s: (s, "DOMAIN")),

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import yaml
-
 from conftest import TINY, run_snakemake
+
+# the OSINT section's loopback servers (DNS, WHOIS chain, Shodan API), reused rather than copied
+from test_osint_collectors import (  # noqa: F401
+    LOOPBACK,
+    SHODAN_KEY,
+    WHOIS_DOMAIN,
+    dns_server,
+    loopback_only,
+    redirects,
+    shodan_server,
+    whois_servers,
+)
+
 from tinysec.io import read_jsonl
 from tinysec.ner.labels import bio_to_spans, spans_to_bio
 from tinysec.ner.tokenize import words
 from tinysec.ner.view import tagger_view
 from tinysec.osint.record import load_records
-
-# the OSINT section's loopback servers (DNS, WHOIS chain, Shodan API), reused rather than copied
-from test_osint_collectors import (LOOPBACK, SHODAN_KEY, WHOIS_DOMAIN, dns_server, loopback_only,  # noqa: F401
-                                   redirects, shodan_server, whois_servers)
 
 DATA = "results/ner/data"
 FAMILIES = ["char", "leet", "homoglyph", "diacritic", "zero_width", "symbol", "abbreviation", "obfuscation"]

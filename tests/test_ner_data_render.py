@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ner_data_records import dns_record, nmap_record, sample_records, shodan_record, whois_record
 
 from tinysec.io import InputError
 from tinysec.ner.corpus import build_samples, corpus_table, split_samples
@@ -10,8 +11,6 @@ from tinysec.ner.labels import DEFAULT_TYPES, bio_to_spans
 from tinysec.ner.render import load_templates, render_record
 from tinysec.osint.record import ALL_ENTITY_TYPES
 from tinysec.osint.synthetic import generate
-
-from ner_data_records import dns_record, nmap_record, sample_records, shodan_record, whois_record
 
 MIX = {"dns": 0.25, "whois": 0.25, "shodan": 0.25, "nmap": 0.25}
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
+from ner_data_records import dns_record, shodan_record, whois_record
 from openai_server import OpenAIServer
+
 from tinysec.ner.corpus import build_samples
 from tinysec.ner.labels import DEFAULT_TYPES, spans_to_bio
-from tinysec.ner.rephrase import (find_obfuscated, locate_entities, make_rewriter, paraphrase_perturb,
-                                  paraphrase_rows, reflect_rephrase)
-
-from ner_data_records import dns_record, shodan_record, whois_record
+from tinysec.ner.rephrase import (
+    find_obfuscated,
+    locate_entities,
+    make_rewriter,
+    paraphrase_perturb,
+    paraphrase_rows,
+    reflect_rephrase,
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +129,7 @@ def test_paraphrase_filter_keeps_only_similar_complete_paraphrases(samples):
     row = kept[0]
     assert row["family"] == "paraphrase" and len(row["word_map"]) == len(row["tokens"]) == len(row["tags"])
     assert {sp["type"] for sp in row["spans"]} == {t for t, _ in _entities(s)}
-    clean_tokens = s["tokens"]
-    for tok, tag, src in zip(row["tokens"], row["tags"], row["word_map"]):
+    for _tok, tag, src in zip(row["tokens"], row["tags"], row["word_map"]):
         assert (src >= 0) == (tag != "O")
         if src >= 0:
             assert s["tags"][src] != "O"

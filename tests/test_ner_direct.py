@@ -10,9 +10,9 @@ import json
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY
 from openai_server import OpenAIServer
+
 from tinysec import plan
 from tinysec.config import validate_config
 from tinysec.io import InputError, read_json, read_jsonl, write_jsonl
@@ -265,8 +265,14 @@ def _method_preds(path, found: int):
 
 
 def test_example_real_nmap_input_baseline_and_best_method_side_by_side(ip_tagger, tmp_path, monkeypatch):
-    from tinysec.ner.example import (best_method, example_caption, example_markdown, load_example, side_by_side,
-                                     tag_example)
+    from tinysec.ner.example import (
+        best_method,
+        example_caption,
+        example_markdown,
+        load_example,
+        side_by_side,
+        tag_example,
+    )
 
     monkeypatch.setenv("TINYSEC_DIRECT_KEY", "k")
     _real_records(tmp_path / "records.jsonl")
@@ -312,7 +318,6 @@ def test_example_reads_a_collected_nmap_record(tmp_path):
 
 def test_example_falls_back_to_the_raw_test_input_with_most_gold(tmp_path):
     from tinysec.ner.example import best_method, load_example
-
     from tinysec.ner.labels import spans_to_bio
     from tinysec.ner.tokenize import words
 

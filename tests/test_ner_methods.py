@@ -7,8 +7,8 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY
+
 from tinysec import plan
 from tinysec.config import ConfigError, validate_config
 from tinysec.io import InputError, read_json, read_jsonl, write_jsonl

@@ -12,11 +12,9 @@ from torchcrf import CRF
 from tinysec.io import InputError, write_jsonl
 from tinysec.models.tiny import build_random_model
 from tinysec.ner.labels import bio_labels, spans_to_bio
-from tinysec.ner.model import (EncoderCRFTagger, crf_marginals, encode_words, load_tokenizer,
-                               viterbi_decode)
+from tinysec.ner.model import EncoderCRFTagger, crf_marginals, encode_words, load_tokenizer, viterbi_decode
 from tinysec.ner.tokenize import words
-from tinysec.ner.train import (GradientMasker, TrainSettings, consistency_kl, train_tagger,
-                               variant_settings)
+from tinysec.ner.train import GradientMasker, TrainSettings, consistency_kl, train_tagger, variant_settings
 
 LABELS = bio_labels(["IP", "DOMAIN"])
 

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
+
 from tinysec.io import read_jsonl
 
 TINY = yaml.safe_load((REPO / "config" / "tiny.yaml").read_text())

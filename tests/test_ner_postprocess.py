@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from tinysec.ner.identify import normalize
 from tinysec.ner.metrics import prf, seqeval_scores, span_scores, strict_word_spans
-from tinysec.ner.postprocess import (Entity, PostprocessSettings, Tagger, path_entities, select_entities,
-                                     validate)
+from tinysec.ner.postprocess import Entity, PostprocessSettings, Tagger, path_entities, select_entities, validate
 from tinysec.ner.tokenize import word_spans
 
 

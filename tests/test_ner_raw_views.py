@@ -14,8 +14,15 @@ from collections import Counter
 import dns.rrset
 import pytest
 
-from tinysec.ner.corpus import (RAW_MAX_WINDOWS, RAW_MAX_WORDS, build_samples, corpus_table, make_raw_samples, split_samples,
-                                table_caption)
+from tinysec.ner.corpus import (
+    RAW_MAX_WINDOWS,
+    RAW_MAX_WORDS,
+    build_samples,
+    corpus_table,
+    make_raw_samples,
+    split_samples,
+    table_caption,
+)
 from tinysec.ner.identify import detect_format
 from tinysec.ner.labels import DEFAULT_TYPES, bio_to_spans
 from tinysec.ner.render import project_spans, render_raw

@@ -10,12 +10,19 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import run_snakemake
+
 from tinysec.io import InputError
 from tinysec.ner.corpus import build_samples
-from tinysec.osint.real_scan import (NGINX_VERSION, REAL_SCAN_PREFIX, REDIS_VERSION, SSH_BANNER, gold_for,
-                                     loopback_services, real_scan)
+from tinysec.osint.real_scan import (
+    NGINX_VERSION,
+    REAL_SCAN_PREFIX,
+    REDIS_VERSION,
+    SSH_BANNER,
+    gold_for,
+    loopback_services,
+    real_scan,
+)
 
 NMAP = shutil.which("nmap")
 needs_nmap = pytest.mark.skipif(NMAP is None, reason="nmap is not installed")

@@ -15,8 +15,7 @@ from tinysec.ner.identify import fold_leet, normalize
 from tinysec.ner.labels import bio_to_spans, spans_to_bio
 from tinysec.ner.perturb import OPERATORS, _match_case, _shorten, perturb_sample
 from tinysec.ner.settings import NER_SCHEMA
-from tinysec.ner.substitutions import (HELDOUT, RESOURCES, TRAIN, full_table, pairs, split_table, table,
-                                       values)
+from tinysec.ner.substitutions import HELDOUT, RESOURCES, TRAIN, full_table, pairs, split_table, table, values
 from tinysec.ner.tokenize import words
 
 ORGS = ["Cloudflare Incorporated", "Amazon Web Services", "Microsoft Corporation", "Example Networks Limited",

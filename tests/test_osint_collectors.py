@@ -19,8 +19,8 @@ import dns.rcode
 import dns.rrset
 import pytest
 import yaml
-
 from conftest import TINY, run_snakemake
+
 from tinysec.osint.cache import ResponseCache
 from tinysec.osint.collect import collect
 from tinysec.osint.collect_dns import collect_dns
@@ -78,7 +78,7 @@ class DNSResponder:
         while not self._stop.is_set():
             try:
                 wire, addr = self.sock.recvfrom(4096)
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             query = dns.message.from_wire(wire)
             q = query.question[0]
@@ -328,8 +328,9 @@ def test_shodan_429_backs_off_and_retries(shodan_server):
 
 
 def test_shodan_limiter_spaces_requests(shodan_server, tmp_path):
-    from tinysec.osint.ratelimit import RateLimiter
     import time
+
+    from tinysec.osint.ratelimit import RateLimiter
 
     s = ShodanSession(SHODAN_KEY, base_url=shodan_server.base_url, limiter=RateLimiter(tmp_path / "rl", 0.3))
     start = time.monotonic()
@@ -392,7 +393,7 @@ def ssh_listener():
         while not stop.is_set():
             try:
                 conn, _ = sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             try:
                 conn.sendall(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n")

@@ -7,8 +7,8 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY, run_snakemake
+
 from tinysec import plan
 from tinysec.config import validate_config
 from tinysec.ner.settings import VARIANTS, variant_settings

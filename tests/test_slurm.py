@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
 
 STANDIN = textwrap.dedent(r'''

@@ -8,7 +8,6 @@ import re
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
 
 CONFIGS = {name: REPO / "config" / f"{name}.yaml" for name in ("config", "tiny", "paper")}

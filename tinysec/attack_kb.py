@@ -20,8 +20,9 @@ import importlib.util
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .io import InputError, read_json
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -253,8 +254,8 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     """
     from snakemake.utils import validate
 
-    from tinysec.plan import judge_pool_problems
     from tinysec.osint.targets import nmap_config_problems
+    from tinysec.plan import judge_pool_problems
 
     schema_path = Path(schema_path).resolve()
     check_config(config, schema_path, source=source)

@@ -36,22 +36,22 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shlex
 import socket
 import subprocess
-import re
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence, Union
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_DIR = Path(".snakemake") / "gpu-locks"
 COUNT_ENV = "TINYSEC_GPU_COUNT"
 
-DeviceId = Union[int, str]  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES gives it
+DeviceId = int | str  # an index, or a GPU-/MIG- UUID as CUDA_VISIBLE_DEVICES gives it
 _UUID = re.compile(r"(?:GPU|MIG)-[A-Za-z0-9/_-]+")
 
 # Lock files this process holds a record lock on (record locks do not exclude their own process).

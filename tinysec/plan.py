@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .cti.corpus import PACKAGE_SOURCE as CTI_PACKAGE_SOURCE
 from .cti.corpus import package_files as cti_package_files

@@ -23,7 +23,7 @@ import re
 import sys
 import threading
 import traceback
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import quote, quote_plus
 
 REDACTED = "<redacted>"

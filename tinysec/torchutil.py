@@ -11,9 +11,9 @@ import random
 import resource
 import statistics
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, group: int = 16,
@@ -60,7 +60,7 @@ class StepClock:
     _wall0: float = 0.0
     _cpu0: float = 0.0
 
-    def start(self) -> "StepClock":
+    def start(self) -> StepClock:
         self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
         return self
 

@@ -55,7 +55,7 @@ def clean_text(raw: str) -> Cleaned:
                 body = OPEN_LINK_URL_RE.sub(r"\1", body)  # the name is complete, the URL is not
             elif OPEN_LINK_NAME_RE.search(body):
                 body = OPEN_LINK_NAME_RE.sub("", body)  # half a name: drop it
-            elif body and not body[-1].isspace() and not body[-1] in ".!?)":
+            elif body and not body[-1].isspace() and body[-1] not in ".!?)":
                 body = re.sub(r"\S+$", "", body)  # half a word: drop it
         text = body
     text = strip_markup(text)

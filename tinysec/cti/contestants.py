@@ -3,9 +3,10 @@ model, TF-IDF baseline (see :mod:`tinysec.cti.predictor` for the folder's manife
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..io import read_jsonl, write_jsonl
 from .labels import Catalogue

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ..attack_kb import is_live
 from ..paths import resource
@@ -107,7 +107,7 @@ class Catalogue:
                                for t in sorted(self.techniques.values(), key=lambda t: t.id)]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Catalogue":
+    def from_dict(cls, data: dict) -> Catalogue:
         techs = {t["id"]: Technique(t["id"], t["name"], tuple(t["tactics"])) for t in data["techniques"]}
         return cls(techs, [Tactic(**t) for t in data["tactics"]], data.get("version", ""))
 

@@ -17,7 +17,7 @@ the point estimate, the multiplicities of a resample for each bootstrap replicat
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ..io import InputError, read_json, read_jsonl, write_json, write_jsonl
+from ..io import InputError, check_record, read_json, read_jsonl, write_json, write_jsonl
 from ..schema import schema_defaults
 from .labels import Catalogue
 from .outputs import LabelMapper
@@ -37,16 +38,12 @@ def write_manifest(folder: str | os.PathLike, **fields: Any) -> dict:
 
 
 def load_manifest(model_dir: str | os.PathLike) -> dict:
-    """The manifest of a CTI model folder; a clear error when the folder is not one."""
+    """The manifest of a CTI model folder (format ``cti_manifest``); a clear error when the folder is not one."""
     path = Path(model_dir) / MANIFEST
     if not path.is_file():
         raise InputError(model_dir, f"not a CTI model folder: {MANIFEST} is missing (train one with the "
                                     "pipeline: results/cti/<model>/<task>_model/)")
-    manifest = read_json(path)
-    for key in ("kind", "task", "labels", "catalogue"):
-        if key not in manifest:
-            raise InputError(path, "manifest lacks a required key", field=key)
-    return manifest
+    return check_record(read_json(path), "cti_manifest", path)
 
 
 def mapper_of(manifest: Mapping[str, Any]) -> LabelMapper:

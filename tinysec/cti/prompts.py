@@ -8,7 +8,7 @@ The input is the CTI sentence; the output is tactic names (tactic task) or techn
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from .labels import Catalogue
 from .outputs import LabelMapper

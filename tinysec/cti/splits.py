@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, defaultdict
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..io import read_jsonl, write_json, write_jsonl
 from .corpus import build_corpus, load_source, text_key

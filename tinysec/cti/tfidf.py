@@ -9,8 +9,9 @@ from the training data cannot be predicted.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class TfidfOvr:
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[Sequence[str]], settings: dict | None = None,
-            seed: int = 0) -> "TfidfOvr":
+            seed: int = 0) -> TfidfOvr:
         """Fit on ``texts`` with label sets ``labels``."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.multiclass import OneVsRestClassifier
@@ -96,7 +97,7 @@ class TfidfOvr:
         np.savez_compressed(out / "weights.npz", idf=self.vectorizer.idf_, coef=self.coef, intercept=self.intercept)
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike) -> "TfidfOvr":
+    def load(cls, model_dir: str | os.PathLike) -> TfidfOvr:
         d = Path(model_dir)
         meta = read_json(d / "tfidf.json")
         with np.load(d / "weights.npz", allow_pickle=False) as w:

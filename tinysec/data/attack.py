@@ -19,9 +19,10 @@ from __future__ import annotations
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .. import attack_kb
 from ..attack_kb import is_live, strip_markup

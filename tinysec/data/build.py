@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .clean import dedupe, rouge_filter
 from .readers import read_instructions

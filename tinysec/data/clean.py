@@ -8,7 +8,7 @@ evaluation instruction. ROUGE-L comes from ``rouge-score``; an exact bound
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def _key(item: dict) -> tuple[str, str, str]:

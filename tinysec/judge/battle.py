@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..io import InputError, iter_records
 from .cache import JudgmentCache

@@ -20,7 +20,7 @@ from ..schema import schema_defaults
 from ..secrets import scrub
 from .cache import content_key
 from .prompt import PairTask, PromptTemplate
-from .verdict import A, B, INVALID, TIE, parse_verdict
+from .verdict import INVALID, TIE, A, B, parse_verdict
 
 log = logging.getLogger(__name__)
 

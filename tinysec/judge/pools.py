@@ -10,7 +10,8 @@ Imports no torch: the Snakefile and :mod:`tinysec.config` use it while building 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 #: Name of the pool whose files keep the names they had before pools existed.
 ALL = "all"

@@ -21,9 +21,10 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -109,7 +110,7 @@ class ChatClient:
         self._local = threading.local()
 
     @classmethod
-    def from_entry(cls, entry: Mapping[str, Any], **overrides: Any) -> "ChatClient":
+    def from_entry(cls, entry: Mapping[str, Any], **overrides: Any) -> ChatClient:
         """Client for a config model entry (``{source: api:..., api: {...}}``) or its ``api`` block."""
         api = dict(entry.get("api", entry))
         if "base_url" not in api or "model" not in api:

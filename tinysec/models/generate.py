@@ -20,9 +20,10 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..io import read_records, write_jsonl
 from ..schema import schema_defaults
@@ -82,7 +83,6 @@ def _grow_layer_class():
     ``keys``/``values`` stay views ``buffer[:, :, :n]`` so every ``DynamicLayer`` method (mask
     sizes, sequence length) works unchanged; a step writes one column in place (no full-cache copy).
     """
-    import torch
     from transformers.cache_utils import DynamicLayer
 
     class GrowLayer(DynamicLayer):

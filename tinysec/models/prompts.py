@@ -13,8 +13,9 @@ A record is a dict with ``instruction``, ``input`` (may be empty) and, for train
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 IGNORE_INDEX = -100
 

@@ -50,7 +50,7 @@ def build_random_model(arch: str, out_dir: str | os.PathLike, hidden: int = 64, 
                        heads: int = 4, vocab: int = 600, seed: int = 0) -> Path:
     """Build a tiny random model of ``arch`` ('llama' or 'bert') and ``save_pretrained`` it."""
     import torch
-    from transformers import (AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM)
+    from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     out = Path(out_dir)

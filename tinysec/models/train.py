@@ -34,9 +34,10 @@ import os
 import random
 import shutil
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..io import InputError, read_json, write_json
 from ..schema import schema_defaults
@@ -194,7 +195,7 @@ def count_params(model) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: "TrainState") -> None:
+def _save_checkpoint(ckpt_dir: Path, wrapper, optimizer, scheduler, state: TrainState) -> None:
     """Write trainable weights, optimizer/scheduler/RNG state and ``state.json`` to ``ckpt_dir`` atomically."""
     import torch
     from safetensors.torch import save_file
@@ -260,7 +261,7 @@ class TrainState:
     fingerprint: str = ""
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainState":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainState:
         """State from a checkpoint's dict; keys it does not know are ignored, missing ones default."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 CALIBRATION_FILE = "calibration.json"
 ECE_BINS = 10

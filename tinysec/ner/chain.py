@@ -28,9 +28,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .identify import CONTEXT_NAMES, classify_context, normalize
 from .rephrase import locate_entities

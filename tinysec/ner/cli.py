@@ -34,6 +34,7 @@ from pathlib import Path
 from ..io import InputError
 from .view import FORMATS_IN, json_view, tagger_view, xml_view  # noqa: F401  (re-exported: views live in ner.view)
 
+
 def default_model() -> str:
     """The default run's robust tagger, ``results/ner/models/<encoder>/robust``, where ``<encoder>`` is
     ``ner.encoder`` of the embedded default config (``config/config.yaml``, else its schema default)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter, defaultdict
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 

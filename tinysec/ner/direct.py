@@ -24,7 +24,8 @@ import json
 import logging
 import os
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..io import InputError, read_text, write_json, write_jsonl
 from ..paths import resource

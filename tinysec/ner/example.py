@@ -19,7 +19,8 @@ LLM method, the tag-time chain, whose entities not in the input are dropped and 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 

@@ -47,7 +47,7 @@ def check_spans(text: str, spans: Sequence[dict], where: str = "<sample>", row: 
     starts = {a for a, _ in words} if words is not None else None
     ends = {b for _, b in words} if words is not None else None
     prev_end = -1
-    for i, sp in enumerate(sorted(spans, key=lambda s: (s["start"], s["end"]))):
+    for sp in sorted(spans, key=lambda s: (s["start"], s["end"])):
         start, end = sp.get("start"), sp.get("end")
         if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)):
             raise InputError(where, f"span {sp} is outside the text (length {len(text)})", row=row, field="spans")

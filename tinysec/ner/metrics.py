@@ -15,7 +15,7 @@ seqeval in strict IOB2 mode on word tags. The two agree on word-level tags (test
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 F1_DEFINITION = ("strict entity-level scores (exact span and type), micro-averaged over summed counts: "
                  "P = TP/(TP+FP), R = TP/(TP+FN), F1 = 2PR/(P+R) = 2TP/(2TP+FP+FN)")

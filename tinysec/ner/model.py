@@ -56,7 +56,7 @@ class WordBatch:
     word_mask: torch.Tensor       # (B, W) bool, contiguous, first timestep always on
     n_kept: list[int]             # words that fit in max_length, per sentence
 
-    def to(self, device) -> "WordBatch":
+    def to(self, device) -> WordBatch:
         return WordBatch(self.input_ids.to(device), self.attention_mask.to(device),
                          self.first_subword.to(device), self.word_mask.to(device), self.n_kept)
 
@@ -181,7 +181,7 @@ class EncoderCRFTagger(nn.Module):
 
     @classmethod
     def from_encoder(cls, path: str | os.PathLike, labels: list[str], attention_dropout: float | None = None,
-                     hidden_dropout: float | None = None) -> "EncoderCRFTagger":
+                     hidden_dropout: float | None = None) -> EncoderCRFTagger:
         """Fresh head and CRF on a pretrained encoder; dropout values override the encoder config."""
         from transformers import AutoConfig, AutoModel
 
@@ -247,7 +247,7 @@ class EncoderCRFTagger(nn.Module):
         return out
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> tuple["EncoderCRFTagger", object, dict]:
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> tuple[EncoderCRFTagger, object, dict]:
         """Load a tagger folder; returns (model in eval mode, tokenizer, tagger.json contents).
 
         A missing, corrupt or truncated file raises :class:`~tinysec.io.InputError` naming it and

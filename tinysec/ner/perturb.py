@@ -25,8 +25,8 @@ import bisect
 import random
 import re
 import string
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from .labels import spans_to_bio
 from .substitutions import HALVES, HELDOUT, table, values

@@ -58,9 +58,8 @@ def tag_windows(tagger: Tagger, texts: list[str], max_words: int) -> list[dict]:
     tagged = tagger.tag([texts[i][a:b] for i, a, b in pieces]) if pieces else []
     out = [{"entities": [], "rejected": [], "windows": 0} for _ in texts]
     for (i, a, _), res in zip(pieces, tagged):
-        shift = lambda e: {**e, "start": e["start"] + a, "end": e["end"] + a}  # noqa: E731
-        out[i]["entities"] += [shift(e) for e in res["entities"]]
-        out[i]["rejected"] += [shift(e) for e in res["rejected"]]
+        out[i]["entities"] += [{**e, "start": e["start"] + a, "end": e["end"] + a} for e in res["entities"]]
+        out[i]["rejected"] += [{**e, "start": e["start"] + a, "end": e["end"] + a} for e in res["rejected"]]
         out[i]["windows"] += 1
     return out
 

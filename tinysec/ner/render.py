@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 

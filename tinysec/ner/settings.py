@@ -47,7 +47,7 @@ class TrainSettings:
     hidden_dropout: float | None = None
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainSettings":
+    def from_dict(cls, d: dict) -> TrainSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -31,7 +31,7 @@ import hashlib
 import json
 import string
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 TRAIN = "train"
@@ -135,7 +135,7 @@ def full_table(name: str) -> dict[str, tuple[str, ...]]:
     return {"*": tuple(lists[name])}
 
 
-@lru_cache(maxsize=None)
+@cache
 def table(name: str, half: str) -> dict[str, tuple[str, ...]]:
     """Half ``half`` (:data:`TRAIN` or :data:`HELDOUT`) of the substitution table ``name``."""
     if half not in HALVES:

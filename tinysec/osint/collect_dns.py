@@ -9,10 +9,10 @@ import logging
 
 import dns.exception
 import dns.flags
-import dns.rdataclass
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import dns.version
@@ -50,7 +50,7 @@ def dig_text(qname: str, rdtype: str, response: dns.message.Message | None, stat
     """A dig-style rendering of one query and its answer (or its failure)."""
     lines = [f"; <<>> dnspython {TOOL_VERSION} <<>> @{server} -p {port} {qname} {rdtype}"]
     if response is None:
-        lines.append(f";; connection timed out; no servers could be reached" if status == "TIMEOUT"
+        lines.append(";; connection timed out; no servers could be reached" if status == "TIMEOUT"
                      else f";; query failed: {status}")
         return "\n".join(lines) + "\n"
     flags = dns.flags.to_text(response.flags).lower()

@@ -15,8 +15,7 @@ import os
 from importlib.metadata import version
 
 import shodan
-from tenacity import (Retrying, retry_if_exception_type, stop_after_attempt,
-                      wait_exponential)
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ..secrets import register, scrub, secret_from_env
 from .ratelimit import RateLimiter

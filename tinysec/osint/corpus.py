@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 

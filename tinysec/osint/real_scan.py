@@ -30,11 +30,10 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import socket
 import socketserver
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from ..io import InputError
 

@@ -71,7 +71,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..io import InputError, check_record, iter_jsonl_lines, read_json
 

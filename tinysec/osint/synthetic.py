@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import random
-from typing import Iterator
+from collections.abc import Iterator
 from xml.sax.saxutils import quoteattr
 
 import dns.flags

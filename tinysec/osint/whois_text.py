@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 STATUSES = ("clientDeleteProhibited", "clientTransferProhibited", "clientUpdateProhibited",
             "serverDeleteProhibited", "serverTransferProhibited", "serverUpdateProhibited")

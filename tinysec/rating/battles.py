@@ -47,7 +47,7 @@ class Battles:
 
     @classmethod
     def from_records(cls, rows: list[dict], path: str | os.PathLike = "<battles>",
-                     models: list[str] | None = None) -> "Battles":
+                     models: list[str] | None = None) -> Battles:
         """Validate ``rows`` (errors name the file, row and field) and index their models.
 
         ``models`` fixes the model order (others are appended in order of appearance)."""
@@ -74,7 +74,7 @@ class Battles:
                    np.asarray(s, dtype=np.float64), keys)
 
     @classmethod
-    def read(cls, path: str | os.PathLike, models: list[str] | None = None) -> "Battles":
+    def read(cls, path: str | os.PathLike, models: list[str] | None = None) -> Battles:
         """Read a battles JSONL file; an empty file is an error."""
         rows = list(iter_jsonl(path))
         return cls.from_records(rows, path=path, models=models)

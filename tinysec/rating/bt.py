@@ -78,7 +78,7 @@ class _Pairs:
     s_i: np.ndarray
 
     @classmethod
-    def of(cls, a: np.ndarray, b: np.ndarray, s: np.ndarray, n_models: int) -> "_Pairs":
+    def of(cls, a: np.ndarray, b: np.ndarray, s: np.ndarray, n_models: int) -> _Pairs:
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         key = lo * n_models + hi
         order = np.argsort(key, kind="stable")

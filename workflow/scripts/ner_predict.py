@@ -5,8 +5,8 @@ import torch
 from tinysec.gpu import claim_gpus
 from tinysec.io import script_logging
 from tinysec.models.sources import default_device
-from tinysec.ner.predict import predict_testsets
 from tinysec.ner.postprocess import PostprocessSettings
+from tinysec.ner.predict import predict_testsets
 
 with script_logging(snakemake) as log:
     torch.set_num_threads(snakemake.threads)

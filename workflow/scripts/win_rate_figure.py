@@ -5,8 +5,8 @@ import pandas as pd
 
 import tinysec.io
 from tinysec.judge.pools import RATING_LABELS, RATING_NAMES
-from tinysec.reports import save_figure
 from tinysec.rating.figures import win_rate_figure
+from tinysec.reports import save_figure
 
 with tinysec.io.script_logging(snakemake) as log:
     column = snakemake.params.pool["rating"]
