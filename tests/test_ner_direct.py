@@ -74,6 +74,10 @@ def test_parse_entities_shapes_invalid_and_unknown_types():
     assert parse_entities('noise {"entities": [{"type": "IP", "text": "1.2.3.4"}]} tail', TYPES)[0] == \
         [{"type": "IP", "text": "1.2.3.4"}]
     assert parse_entities("[]", TYPES) == ([], [])
+    # a list cut off by the token limit: its complete entity objects; never {"type", "text"} as two types
+    cut = 'Output:\n[{"type": "IP", "text": "10.0.0.1"},\n{"type": "ORG", "text": "ACME"},\n{"type": "DOM'
+    assert parse_entities(cut, TYPES) == ([{"type": "IP", "text": "10.0.0.1"}, {"type": "ORG", "text": "ACME"}], [])
+    assert parse_entities('{"type": "SOFTWARE", "text": "nginx"}', TYPES) == ([{"type": "SOFTWARE", "text": "nginx"}], [])
     for bad in ("", "no entities here", "[1, 2, 3]", '{"IP": [{"x": 1}]}', '[{"type": "IP", "text": "1.2.3.4"'):
         assert parse_entities(bad, TYPES) == (None, []), bad
 

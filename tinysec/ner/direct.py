@@ -75,11 +75,21 @@ def _first(obj: dict, keys: Sequence[str]) -> Any:
     return next((low[k] for k in keys if k in low), None)
 
 
+def _single(value: Any) -> tuple[Any, Any] | None:
+    """``(type, text)`` of one entity object ``{"type": ..., "text": ...}`` (key aliases allowed)."""
+    if isinstance(value, dict) and _first(value, _TEXT_KEYS) is not None:
+        return _first(value, _TYPE_KEYS), _first(value, _TEXT_KEYS)
+    return None
+
+
 def _entity_list(value: Any) -> list[tuple[Any, Any]] | None:
-    """``[(type, text)]`` of one JSON value of a known shape: a list of objects (or of
-    ``[type, text]`` pairs), ``{"entities": [...]}``, or ``{TYPE: [texts]}``; None otherwise."""
+    """``[(type, text)]`` of one JSON value of a known shape: a list of entity objects (or of
+    ``[type, text]`` pairs), ``{"entities": [...]}``, or ``{TYPE: [texts]}``; None otherwise (a
+    single entity object too: see :func:`parse_entities`)."""
     if isinstance(value, dict) and isinstance(_first(value, ("entities",)), list):
         return _entity_list(_first(value, ("entities",)))
+    if _single(value) is not None:
+        return None
     if isinstance(value, dict):
         pairs = []
         for typ, texts in value.items():
@@ -92,8 +102,8 @@ def _entity_list(value: Any) -> list[tuple[Any, Any]] | None:
         return None
     pairs = []
     for item in value:
-        if isinstance(item, dict) and _first(item, _TEXT_KEYS) is not None:
-            pairs.append((_first(item, _TYPE_KEYS), _first(item, _TEXT_KEYS)))
+        if _single(item) is not None:
+            pairs.append(_single(item))
         elif isinstance(item, list) and len(item) == 2:
             pairs.append((item[0], item[1]))
         else:
@@ -104,8 +114,13 @@ def _entity_list(value: Any) -> list[tuple[Any, Any]] | None:
 def parse_entities(answer: str, types: Sequence[str]) -> tuple[list[dict] | None, list[dict]]:
     """``(entities, unknown_type)`` of one LLM answer: entities ``{type, text}`` with a type of
     ``types`` (case-insensitive) and a non-empty text, and the entities whose type is not one of
-    them. ``entities`` is None when no JSON value of a known shape is in the answer (invalid)."""
-    pairs = next((p for p in map(_entity_list, _json_values(answer or "")) if p is not None), None)
+    them. The first JSON list of a known shape is used; without one, the separate entity objects of
+    the answer (a list cut off by the token limit leaves its complete objects). ``entities`` is None
+    when the answer holds neither (invalid)."""
+    values = _json_values(answer or "")
+    pairs = next((p for p in map(_entity_list, values) if p is not None), None)
+    if pairs is None:
+        pairs = [p for p in map(_single, values) if p is not None] or None
     if pairs is None:
         return None, []
     known = {t.upper(): t for t in types}
