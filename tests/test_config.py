@@ -41,7 +41,7 @@ def test_defaults_fill_omitted_sections():
     config = {"models": {"m": {"source": "random:llama"}, "minilm": {"source": "random:bert", "kind": "encoder"}}}
     validate_config(config, SCHEMA)
     assert config["device"] == {"gpus_per_job": 1, "gpu_model": None, "threads": 2, "mem_mb": 8000,
-                                "runtime": 240}
+                                "runtime": 240, "gpu_memory_fraction": None}
     assert config["models"]["m"]["kind"] == "causal"
     assert config["models"]["m"]["tokenizer_kwargs"] == {}
     assert config["seed"] == 0

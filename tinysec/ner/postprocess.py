@@ -85,7 +85,11 @@ class Entity:
     confidence_raw: float | None = None  # uncalibrated (temperature 1) confidence, when the tagger has a temperature
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The entity as a dict; ``confidence_raw`` only when it is known."""
+        out = asdict(self)
+        if out["confidence_raw"] is None:
+            del out["confidence_raw"]
+        return out
 
 
 def path_entities(tags: list[str], probs: list[float]) -> list[tuple[int, int, str, float]]:
