@@ -275,7 +275,7 @@ rule cti_table:
         "../workflow/scripts/cti_table.py"
 
 
-rule cti_table_heldout:
+use rule cti_table as cti_table_heldout with:
     input:
         metrics=lambda wc: expand(
             "results/cti/{contestant}/{task}_metrics.json",
@@ -303,17 +303,11 @@ rule cti_table_heldout:
         "logs/cti_table_heldout/{task}.log",
     benchmark:
         "benchmarks/cti_table_heldout/{task}.tsv"
-    wildcard_constraints:
-        task="tactic|technique",
-    conda:
-        "../envs/tinysec.yaml"
     params:
         hparams=config["cti"]["train"],
         choices=config["cti"]["zero_shot_labels"],
         memory_fraction=CTI.memory_fraction(),
         top_techniques=None,
-    script:
-        "../workflow/scripts/cti_table.py"
 
 
 if section_enabled("cti"):
