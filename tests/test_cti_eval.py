@@ -177,9 +177,10 @@ def test_tiny_run_builds_both_tables(tiny_run):
     test = read_jsonl(tiny_run / "results" / "cti" / "subset" / "test.jsonl")
     for task in ("tactic", "technique"):
         table = pd.read_csv(tiny_run / "results" / "tables" / f"{task}.csv")
-        assert list(table["model"]) == ["TinyLlama-random + LoRA", "TinyLlama-random", "TF-IDF + LR (one-vs-rest)"]
-        # LLM rows on the seeded test subset, the TF-IDF row on the whole test split
-        assert list(table["n_test"]) == [len(test), len(test), stats["n_test"]]
+        assert list(table["model"]) == ["TinyLlama-random + LoRA", "TinyLlama-random", "TF-IDF + LR (one-vs-rest)",
+                                        "TinyBERT-random + sigmoid head (fine-tuned)"]
+        # LLM rows on the seeded test subset, the TF-IDF and encoder rows on the whole test split
+        assert list(table["n_test"]) == [len(test), len(test), stats["n_test"], stats["n_test"]]
         for m in ("precision_example", "precision_micro", "recall_micro", "f1_micro", "f1_macro"):
             assert (table[f"{m}_lo"] <= table[m]).all() and (table[m] <= table[f"{m}_hi"]).all()
         assert sorted(table["f1_micro_vs_best"])[0] in ("below", "best", "overlaps")

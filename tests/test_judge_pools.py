@@ -133,7 +133,7 @@ def test_pools_filter_battles_into_their_own_tables_and_figures(tiny_run):
     assert set(pool["model"]) == set(members) and pool["battles"].sum() == 2 * len(inside)
     md = (tables / "elo_finetuned.md").read_text()
     assert "Pool `finetuned`: tiny-llama-lora, tiny-llama-full, tiny-llama" in md
-    assert "Fig. 3) uses online Elo, one pass in battle-file order (column elo)" in md
+    assert "predicted win-rate figure uses online Elo, one pass in battle-file order (column elo)" in md
     assert "median Elo over shuffled battle orders (column elo_median)" in (tables / "elo.md").read_text()
     for suffix in ("", "_finetuned"):
         for name in ("win_rate_predicted", "battle_counts", "battle_counts_no_ties", "battle_counts_ties"):

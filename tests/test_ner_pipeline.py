@@ -52,6 +52,9 @@ def _method_pred(run, method):
 
 def test_prf_table_and_figure(tiny_run):
     df, md = _table(tiny_run, "ner_prf")
+    direct = df["method"].str.endswith("(direct)")
+    assert list(df.loc[direct, "llm"]) == ["TinyLlama-random"]  # the LLM method's direct-NER row
+    df = df[~direct]
     assert list(df["ner_method"]) == METHODS and list(df["variant"]) == ["baseline", "robust", "robust"]
     assert list(df["llm"]) == ["none", "none", "TinyLlama-random"]
     for _, row in df.iterrows():  # F1 follows from the row's own P and R
@@ -70,11 +73,13 @@ def test_prf_table_and_figure(tiny_run):
 
 def test_counts_table(tiny_run):
     df, _ = _table(tiny_run, "ner_counts")
-    assert df["method"].iloc[0] == "gold entities (test)" and len(df) == 1 + len(METHODS)
+    direct = int(df["method"].str.endswith("(direct)").sum())
+    assert df["method"].iloc[0] == "gold entities (test)" and direct == 1 and len(df) == 1 + len(METHODS) + direct
     test = read_jsonl(tiny_run / "results" / "ner" / "data" / "test.raw.jsonl")
     assert df["Nmap"].iloc[0] == sum(len(r["spans"]) for r in test if r["source"] == "nmap")
     assert list(df["Shodan delta"].iloc[1:].astype(int))[0] == 0  # the baseline against itself
     prf, _ = _table(tiny_run, "ner_prf")
+    prf = prf[~prf["method"].str.endswith("(direct)")]
     for i, method in enumerate(METHODS, start=1):
         assert df[["Shodan", "WHOIS", "DNS (dig)", "Nmap"]].iloc[i].sum() == prf.set_index("ner_method").loc[method, "tp"]
         base = df[["Nmap"]].iloc[1, 0]

@@ -63,8 +63,13 @@ def register_env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def _spans(text: str, secret: str) -> list[tuple[int, int]]:
-    """Where ``secret`` (or, when long enough, any MIN_FRAGMENT-long piece of it) occurs."""
-    width = len(secret) if len(secret) < MIN_FRAGMENT else MIN_FRAGMENT
+    """Where ``secret`` (or, when long enough, any MIN_FRAGMENT-long piece of it) occurs. A secret
+    shorter than MIN_FRAGMENT is matched only where it stands alone (not inside a longer word), so
+    that a short test key such as ``k`` does not blank every letter ``k`` of a message."""
+    if len(secret) < MIN_FRAGMENT:
+        pattern = r"(?<![A-Za-z0-9])" + re.escape(secret) + r"(?![A-Za-z0-9])"
+        return [m.span() for m in re.finditer(pattern, text)]
+    width = MIN_FRAGMENT
     spans = []
     for piece in {secret[i:i + width] for i in range(len(secret) - width + 1)}:
         start = text.find(piece)
