@@ -160,13 +160,11 @@ def normalize(text: str, leet: bool = True, full: bool = False) -> Normalized:
     invisible = invisible_chars(full)
     chars: list[str] = []
     offsets: list[int] = []
-    for start, cluster in _clusters(text):
-        visible = "".join(c for c in cluster if c not in invisible)
-        if not visible:
-            continue
-        # the first kept char's offset for the whole cluster
-        first = start + next(i for i, c in enumerate(cluster) if c not in invisible)
-        for ch in unicodedata.normalize("NFKC", visible):
+    # invisible chars go before clustering, so a mark after one still joins its letter
+    keep = [i for i, c in enumerate(text) if c not in invisible]
+    for start, cluster in _clusters("".join(text[i] for i in keep)):
+        first = keep[start]  # the cluster's first char's offset in ``text``
+        for ch in unicodedata.normalize("NFKC", cluster):
             if ch in invisible or (unicodedata.combining(ch) and chars and chars[-1].isascii()):
                 continue  # a diacritic left on a folded (ASCII) letter is stripped too
             chars.append(fold_char(ch, full))
