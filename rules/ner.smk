@@ -18,6 +18,7 @@ rule ner_train:
         **gpu_resources(),
     params:
         settings=lambda wc: NER.train_settings(wc.ner_variant),
+        dropout_sweep=lambda wc: NER.dropout_sweep(wc.ner_variant),
         labels=NER.labels(),
     script:
         "../workflow/scripts/ner_train.py"
@@ -46,6 +47,22 @@ rule ner_predict:
         max_rows=config["ner"]["max_test_rows"],
     script:
         "../workflow/scripts/ner_predict.py"
+
+
+# ner_robustness's "normaliser off" row: the robust tagger on test text that skipped the normaliser
+use rule ner_predict as ner_predict_no_normalizer with:
+    output:
+        predictions="results/ner/pred/{ner_encoder}/{ner_variant}.no-normalizer.jsonl",
+    log:
+        "logs/ner_predict/{ner_encoder}/{ner_variant}.no-normalizer.log",
+    benchmark:
+        "benchmarks/ner_predict/{ner_encoder}/{ner_variant}.no-normalizer.tsv"
+    params:
+        testsets=list(NER.testsets()),
+        postprocess=NER.postprocess(),
+        normalize=False,
+        batch_size=config["ner"]["eval_batch_size"],
+        max_rows=config["ner"]["max_test_rows"],
 
 
 # an LLM method's LLM as the NER system itself (rows "<LLM> (direct)"; tinysec/ner/direct.py)
@@ -138,7 +155,7 @@ rule ner_counts:
 
 rule ner_robustness:
     input:
-        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
+        predictions=plan.predictions(NER.robustness_methods()),
     output:
         table=report(
             "results/tables/ner_robustness.csv",
@@ -155,7 +172,7 @@ rule ner_robustness:
         "../envs/tinysec.yaml"
     params:
         table="robustness",
-        methods=NER.main_methods(["baseline", "robust"]),
+        methods=NER.robustness_methods(),
         families=NER_CORPUS.test_families(),
         context=NER.caption_context(),
     script:

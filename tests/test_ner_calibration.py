@@ -175,3 +175,21 @@ def test_calibration_scores_of_prediction_rows():
     assert sc["ece_calibrated"] == pytest.approx(0.5 * (1 - 0.95) + 0.5 * (1 - 0.15))
     assert sc["precision_kept_calibrated"] == 1.0 and sc["recall_kept_calibrated"] == 0.5
     assert sc["precision_kept_raw"] == 0.0 and sc["recall_kept_raw"] == 0.0  # nothing reaches 0.85 uncalibrated
+
+
+def test_dropout_sweep_keeps_the_best_validation_f1(tiny_bert, data, tmp_path):
+    from tinysec.ner.train import train_tuned
+
+    s = TrainSettings(epochs=2, batch_size=4, max_length=32, lr=1e-3, head_lr=1e-2, warmup_ratio=0.0, patience=0)
+    out = tmp_path / "m"
+    metrics = train_tuned(tiny_bert, data / "train.jsonl", out, LABELS, s, dropout_sweep=[[0.0, 0.0], [0.3, 0.3]],
+                          val_path=data / "val.jsonl")
+    sweep = json.loads((out / "train_metrics.json").read_text())["dropout_sweep"]
+    assert sweep == metrics["dropout_sweep"] and len(sweep["candidates"]) == 2
+    best = max(sweep["candidates"], key=lambda c: c["best_val_f1"])
+    assert sweep["chosen"] == [best["attention_dropout"], best["hidden_dropout"]]
+    kept = json.loads((out / "train_metrics.json").read_text())["settings"]
+    assert [kept["attention_dropout"], kept["hidden_dropout"]] == sweep["chosen"]
+    assert (out / CALIBRATION_FILE).is_file() and not list(tmp_path.glob(".m.dropout-sweep*"))
+    with pytest.raises(ValueError, match="validation set"):
+        train_tuned(tiny_bert, data / "train.jsonl", tmp_path / "n", LABELS, s, dropout_sweep=[[0.1, 0.1]])

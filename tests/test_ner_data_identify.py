@@ -12,6 +12,7 @@ from ner_data_records import NMAP_RAW, dns_record, nmap_record, shodan_record, w
 
 from tinysec.ner.identify import CONTEXTS, classify_context, detect_format, fold_leet, normalize
 from tinysec.ner.substitutions import TRAIN, table, values
+from tinysec.osint.synthetic import WHOIS_LAYOUT_WEIGHTS, Generator
 
 # the normaliser knows the training halves of the substitution tables (tinysec.ner.substitutions)
 O_LOOKALIKE = table("homoglyph", TRAIN)["o"][0]
@@ -92,3 +93,10 @@ def test_classify_context_of_records_and_text():
     assert classify_context("SSH-2.0-OpenSSH_8.4p1 Debian") == "banner"
     assert classify_context("Registrar: MarkMonitor Inc. holds it") == "registration"
     assert set(CONTEXTS) == {"host", "dns", "registration", "banner", "vulnerability"}
+
+
+@pytest.mark.parametrize("layout", list(WHOIS_LAYOUT_WEIGHTS))
+def test_detect_format_knows_every_whois_layout(layout):
+    """Thin/thick gTLD replies and the ccTLD layouts (bracketed sections, localised labels)."""
+    raw = Generator(seed=3).whois_record(1, layout)["raw"]
+    assert detect_format(raw) == "whois", raw[:300]

@@ -114,8 +114,11 @@ def test_every_method_tags_the_same_raw_inputs(tiny_run):
 
 
 def test_robustness_table(tiny_run):
-    df, _ = _table(tiny_run, "ner_robustness")
-    assert len(df) == 2 * (1 + len(FAMILIES))
+    df, md = _table(tiny_run, "ner_robustness")
+    assert len(df) == 3 * (1 + len(FAMILIES))  # baseline, robust, robust with the normaliser off
+    off = [m for m in df["method"].unique() if m.endswith(", normaliser off")]
+    assert len(off) == 1 and "robust" in off[0] and "what the normaliser contributes" in md
+    assert (tiny_run / "results/ner/pred/tiny-bert/robust.no-normalizer.jsonl").is_file()
     clean = df[df["testset"] == "clean"].set_index("method")["f1"]
     for _, row in df.iterrows():
         assert row["f1_drop"] == pytest.approx(clean[row["method"]] - row["f1"])

@@ -516,6 +516,10 @@ class Ner:
 
         return variant_settings(variant, self.cfg, seed=self.config["seed"])
 
+    def dropout_sweep(self, variant: str) -> list[list[float]]:
+        """``ner.robust.dropout_sweep`` for the robust taggers (every method's), else no sweep."""
+        return self.cfg["robust"]["dropout_sweep"] if variant == "robust" else []
+
     def testsets(self) -> dict[str, str]:
         """Test set name (``clean`` or a perturbation family) -> its file."""
         files = {"clean": f"{NER_DATA}/test.jsonl"}
@@ -541,6 +545,16 @@ class Ner:
 
     def ablation_variants(self) -> list[str]:
         return ["robust", *self.cfg["ablations"]]
+
+    def robustness_methods(self) -> list[dict]:
+        """Rows of ``ner_robustness``: baseline, robust, and (when ``ner.normalize`` is on) the robust
+        tagger on test text that skipped the normaliser, so the normaliser's share shows."""
+        enc = self.cfg["encoder"]
+        rows = self.main_methods(["baseline", "robust"])
+        if self.cfg["normalize"]:
+            rows.append({**self.method(enc, "robust"), "normalize": False, "model": f"results/ner/models/{enc}/robust",
+                         "predictions": f"results/ner/pred/{enc}/robust.no-normalizer.jsonl"})
+        return rows
 
     def real_scan_enabled(self) -> bool:
         """Whether ``rule all`` builds ``ner_real``: the section and ``ner.real_scan`` are enabled and

@@ -186,8 +186,15 @@ CONTEXT_NAMES = {
     "vulnerability": "vulnerability",
 }
 
-_WHOIS_KEYS = re.compile(r"^\s*(Domain Name|Registrar|Registrant|Creation Date|Registry Expiry Date|"
-                         r"Name Server|OrgName|NetRange|inetnum|org-name|netname)\s*:", re.I | re.M)
+# WHOIS labels, English and the localised ones of ccTLD registries (DENIC, AFNIC, TCI, JPRS, NIC.LV):
+# "key: value" lines, JPRS's "[label]   value" lines and NIC.LV's "[Section]" headers
+_WHOIS_KEYS = re.compile(
+    r"^\s*(?:Domain(?: Name)?|Registrar|Registrant|Creation Date|Registry Expiry Date|Name ?Servers?|Nserver|"
+    r"OrgName|NetRange|inetnum|org-name|netname|state|paid-till|Inhaber|Registrierungsstelle|Angelegt am|"
+    r"Nom de domaine|Titulaire|Serveur de noms|Bureau d'enregistrement|Домен|Регистратор|Сервер DNS|"
+    r"Администратор|Оплачен до)\s*:"
+    r"|^\[(?:ドメイン名|登録者名|ネームサーバ|Domain Name|Registrant|Name Server)\][ \t]+\S"
+    r"|^\[(?:Domain|Holder|Registrar|Nservers)\][ \t]*$", re.I | re.M)
 _DIG = re.compile(r"^;; (?:ANSWER|QUESTION) SECTION:|^; <<>> DiG", re.M)
 _NMAP_TEXT = re.compile(r"^Nmap scan report for |^PORT\s+STATE\s+SERVICE", re.M)
 _CVE = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.I)

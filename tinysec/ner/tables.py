@@ -46,6 +46,7 @@ class Method:
     llm: str = ""
     model: str = ""  # tagger folder, when not the one beside the predictions' name
     direct: bool = False  # the LLM ``llm`` itself as the NER system (tinysec.ner.direct), no tagger
+    normalize: bool = True  # False: the test text skipped the identification module's normaliser
 
     @property
     def label(self) -> str:
@@ -53,7 +54,8 @@ class Method:
             return self.method_label or f"{self.llm} (direct)"
         if self.method:
             return f"{self.method_label or self.method} [{self.encoder_label or self.encoder}]"
-        return f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
+        label = f"{self.encoder_label or self.encoder} {VARIANT_LABELS.get(self.variant, self.variant)}"
+        return label if self.normalize else f"{label}, normaliser off"
 
 
 def hallucinated(rows: list[dict]) -> int:
@@ -387,7 +389,10 @@ _WHAT = {
     "robustness": ("F1 on the clean test set and on each perturbation family (the same sentences perturbed), "
                    "f1_drop = clean F1 - family F1, and attack_success_rate = share of gold entities found on "
                    "the clean sentence that are lost (not found exactly) on its perturbed copy; "
-                   "entities_found_clean is that rate's denominator."),
+                   "entities_found_clean is that rate's denominator. The row marked 'normaliser off' is the "
+                   "robust tagger on test text that skipped the identification module's normaliser (homoglyph, "
+                   "leet, diacritic and invisible-character folding): its gap to the robust row is what the "
+                   "normaliser contributes, its gap to the baseline what adversarial training contributes."),
     "ablation": ("Robust tagger with one component removed at a time: adversarial samples (no perturbed "
                  "variants: clean data only), adversarial loss (variants as plain extra data, no "
                  "alpha/beta pairing), consistency loss (KL between clean and perturbed emissions), gradient "
@@ -415,7 +420,7 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         f"{tr['epochs']} epochs, batch {tr['batch_size']}, max {tr['max_length']} subword tokens, full fine-tuning, "
         f"encoder lr {tr['lr']:g} (head+CRF {tr['head_lr']:g}), linear warm-up {tr['warmup_ratio']:g}, seed-fixed; "
         f"robust: L = {rob['alpha']:g}*L_clean + {rob['beta']:g}*L_adv + {rob['consistency']:g}*KL, gradient masking "
-        f"at the running {rob['grad_mask_quantile']:g} quantile, dropout {rob['attention_dropout']:g}/{rob['hidden_dropout']:g}.",
+        f"at the running {rob['grad_mask_quantile']:g} quantile, {dropout_note(robust, rob)}.",
         f"Post-processing: identification-module normalisation {'on' if context['normalize'] else 'off'}, "
         f"entities below CRF-marginal confidence {context['threshold']:g} "
         f"{'dropped' if context['low_confidence'] == 'drop' else 'flagged'}, regex validation of typed entities.",
@@ -431,6 +436,18 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
     if any(m.direct for m in methods):
         parts.insert(3, direct_note(methods, context))
     return "\n".join(parts)
+
+
+def dropout_note(robust: list[Method], rob: dict) -> str:
+    """Caption words on the robust tagger's attention/hidden dropout: tuned by the validation-F1 sweep
+    (``ner.robust.dropout_sweep``, read from its ``train_metrics.json``) or fixed."""
+    sweep = train_metrics(robust[0]).get("dropout_sweep") if robust else None
+    if not sweep:
+        return f"attention/hidden dropout fixed at {rob['attention_dropout']:g}/{rob['hidden_dropout']:g} (not tuned)"
+    tried = ", ".join(f"{c['attention_dropout']:g}/{c['hidden_dropout']:g} (val F1 {c['best_val_f1']})"
+                      for c in sweep["candidates"])
+    return (f"attention/hidden dropout tuned on validation F1 over {tried}: chose "
+            f"{sweep['chosen'][0]:g}/{sweep['chosen'][1]:g}")
 
 
 def direct_note(methods: list[Method], context: dict) -> str:

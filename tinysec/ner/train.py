@@ -25,6 +25,7 @@ only on CUDA; fp32 on CPU.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -459,4 +460,40 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     write_json(Path(out_dir) / "train_metrics.json", metrics)
     log.info("trained %s in %.1fs (%d epochs, %d steps, %.0f tokens/s)", out_dir, seconds, len(curve), len(history),
              metrics["tokens_per_s"])
+    return metrics
+
+
+def train_tuned(encoder_path: str | os.PathLike, train_path: str | os.PathLike, out_dir: str | os.PathLike,
+                labels: list[str], settings: TrainSettings, dropout_sweep: list[list[float]] | None = None,
+                **kwargs) -> dict:
+    """:func:`train_tagger`, or with ``dropout_sweep`` (``[attention, hidden]`` pairs) one training per
+    pair, keeping the tagger with the best validation F1 (the first pair wins ties) in ``out_dir``; its
+    ``train_metrics.json`` gets ``dropout_sweep``: every pair's best validation F1 and seconds, and the
+    chosen pair. A sweep needs ``val_path``."""
+    import shutil
+
+    if not dropout_sweep:
+        return train_tagger(encoder_path, train_path, out_dir, labels, settings, **kwargs)
+    if not kwargs.get("val_path"):
+        raise ValueError("ner.robust.dropout_sweep needs a validation set to choose the dropout")
+    out = Path(out_dir)
+    scratch = out.parent / f".{out.name}.dropout-sweep"
+    shutil.rmtree(scratch, ignore_errors=True)
+    tried = []
+    for attention, hidden in dropout_sweep:
+        cand = scratch / f"{attention:g}-{hidden:g}"
+        s = dataclasses.replace(settings, attention_dropout=attention, hidden_dropout=hidden)
+        m = train_tagger(encoder_path, train_path, cand, labels, s, **kwargs)
+        tried.append({"attention_dropout": attention, "hidden_dropout": hidden, "best_val_f1": m["best_val_f1"],
+                      "seconds": m["seconds"], "dir": cand})
+    best = max(tried, key=lambda t: (t["best_val_f1"] or 0.0, -tried.index(t)))
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(str(best["dir"]), str(out))
+    shutil.rmtree(scratch, ignore_errors=True)
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    metrics["dropout_sweep"] = {
+        "candidates": [{k: v for k, v in t.items() if k != "dir"} for t in tried],
+        "chosen": [best["attention_dropout"], best["hidden_dropout"]], "criterion": "best validation F1"}
+    write_json(out / "train_metrics.json", metrics)
+    log.info("dropout sweep: chose attention %g / hidden %g of %d pairs", *metrics["dropout_sweep"]["chosen"], len(tried))
     return metrics
