@@ -19,8 +19,8 @@ if not workflow.config_settings.configfiles:
     configfile: "config/config.yaml"
 
 
-# Validate against config/schema/config.schema.yaml (snakemake.utils.validate, which also fills
-# the schema defaults); any misspelled key, wrong type or undefined model name stops the run with
+# Validate against config/schema/config.schema.yaml and fill its defaults
+# (tinysec.config.validate_config); any misspelled key, wrong type or undefined model name stops the run with
 # one message naming its full key path (no traceback).
 exit_on_config_error(
     validate_config,

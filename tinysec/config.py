@@ -1,8 +1,7 @@
 """Config pre-check: schema errors reported with the full key path (``judge.margin``).
 
-``snakemake.utils.validate`` stays what validates the config and fills defaults; its message for
-a misspelled key, however, names neither the section nor the key's path. :func:`check_config`
-runs the same draft 2020-12 schema (with its ``$ref`` files) first and raises a
+:func:`check_config` validates the config against the draft 2020-12 schema (with its ``$ref``
+files; parsed once per process) and raises a
 :class:`ConfigError` that lists every problem as ``<config file>: <dotted.key.path>: <what is
 wrong>``, with a "did you mean" hint for misspelled keys.
 
@@ -24,8 +23,7 @@ from typing import Any
 
 import yaml
 
-from .schema import load_validator
-from .schema import load_yaml as _load_yaml
+from .schema import fill_defaults, load_validator
 
 
 class ConfigError(ValueError):
@@ -97,11 +95,11 @@ def check_config(config: dict, schema_path: str | os.PathLike, source: str = "co
 def section_schemas(schema_path: str | os.PathLike) -> dict[str, str]:
     """Top-level keys whose schema is a ``$ref`` to a file, mapped to that file (relative path).
 
-    ``snakemake.utils.validate`` fills defaults only down to a ``$ref`` into a file with its own
-    ``$schema`` (jsonschema switches to a plain validator there), so the Snakefile validates each
-    of these sections again against its own file to fill the section's defaults.
+    Defaults are filled only down to a ``$ref`` into a file with its own ``$schema`` (jsonschema
+    switches to a plain validator there), so :func:`validate_config` fills each of these sections
+    again against its own file.
     """
-    schema = _load_yaml(Path(schema_path))
+    schema = load_validator(Path(schema_path).resolve()).schema
     return {key: sub["$ref"] for key, sub in (schema.get("properties") or {}).items()
             if isinstance(sub, dict) and isinstance(sub.get("$ref"), str) and "#" not in sub["$ref"]}
 
@@ -112,7 +110,7 @@ def load_config_file(path: str | os.PathLike) -> dict:
     source = f"config {path}"
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.safe_load(fh)  # the pure-Python loader: its syntax errors name line and problem
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -243,26 +241,24 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
                     resolve_gguf: bool = True) -> dict:
     """Check ``config`` (errors name each key's path), then validate it and fill its defaults.
 
-    The validation and defaults come from ``snakemake.utils.validate``: once for the whole
-    config, then once per ``$ref``'d section against the section's own schema (see
-    :func:`section_schemas`). Then every name of a model or judge must be defined and usable
+    Defaults are filled by :func:`tinysec.schema.fill_defaults` (as ``snakemake.utils.validate``
+    would, from cached schemas): once for the whole config, then once per ``$ref``'d section against
+    the section's own schema (see :func:`section_schemas`). Then every name of a model or judge must be defined and usable
     where it is named, with a loadable source (:func:`reference_problems`, ``resolve_gguf``);
     split fractions must add up to 1; nmap options and targets must pass
     :func:`tinysec.osint.targets.nmap_config_problems`; then rating pools must name contestants
     and not let the judge rate itself unasked (:func:`tinysec.plan.judge_pool_problems`).
     ``config`` is updated in place and returned; problems raise :class:`ConfigError`.
     """
-    from snakemake.utils import validate
-
     from tinysec.osint.targets import nmap_config_problems
     from tinysec.plan import judge_pool_problems
 
     schema_path = Path(schema_path).resolve()
     check_config(config, schema_path, source=source)
-    validate(config, str(schema_path))
+    problems = fill_defaults(config, schema_path)
     for section, ref in section_schemas(schema_path).items():
-        validate(config[section], str(schema_path.parent / ref))
-    problems = reference_problems(config, resolve_gguf) + split_problems(config) + nmap_config_problems(config)
+        problems += [f"{section}: {p}" for p in fill_defaults(config[section], schema_path.parent / ref)]
+    problems += reference_problems(config, resolve_gguf) + split_problems(config) + nmap_config_problems(config)
     if not problems:  # pool members are contestants: their names must resolve first
         problems = judge_pool_problems(config)
     if problems:

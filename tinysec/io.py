@@ -152,18 +152,12 @@ def _format_validator_class():
 @functools.cache
 def format_validator(name: str):
     """The cached draft 2020-12 validator of data-file format ``name`` (``$ref`` to sibling files resolved)."""
+    from .schema import load_validator
+
     path = FORMATS_DIR / f"{name}.schema.yaml"
     if not path.is_file():
         raise ValueError(f"unknown data-file format {name!r}; known: {', '.join(format_names())}")
-    import yaml
-    from referencing import Registry, Resource
-
-    def resource(file: Path) -> Resource:
-        schema = yaml.safe_load(file.read_text(encoding="utf-8"))
-        return Resource.from_contents({**schema, "$id": file.as_uri()})
-
-    registry = Registry().with_resources((f.as_uri(), resource(f)) for f in FORMATS_DIR.glob("*.schema.yaml"))
-    return _format_validator_class()(registry[path.as_uri()].contents, registry=registry)
+    return load_validator(path.resolve(), _format_validator_class())
 
 
 def _key_path(parts: Iterable[Any]) -> str:

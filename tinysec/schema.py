@@ -24,28 +24,62 @@ CONFIG_SCHEMAS = CONFIG / "schema"
 
 
 def load_yaml(path: str | os.PathLike) -> Any:
-    """The YAML (or JSON) document in ``path``."""
+    """The YAML (or JSON) document in ``path`` (libyaml's C loader when available)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=loader)
 
 
-def load_validator(schema_path: str | os.PathLike):
-    """A draft 2020-12 validator for ``schema_path`` that resolves relative ``$ref`` files."""
+@functools.cache
+def _schema_file(path: Path) -> dict:
+    """A schema file, parsed once per process (callers must not change it)."""
+    return load_yaml(path)
+
+
+@functools.cache
+def load_validator(schema_path: str | os.PathLike, cls: type | None = None):
+    """The draft 2020-12 validator (or ``cls``, a validator class) of ``schema_path``, resolving
+    relative ``$ref`` files; built once per process for each path."""
     from jsonschema import Draft202012Validator
     from referencing import Registry, Resource
 
     schema_path = Path(schema_path).resolve()
-    schema = load_yaml(schema_path)
-    schema["$id"] = schema_path.as_uri()
+    schema = {**_schema_file(schema_path), "$id": schema_path.as_uri()}
 
     def retrieve(uri: str) -> Resource:
         from urllib.parse import urlparse
         from urllib.request import url2pathname
 
-        return Resource.from_contents(load_yaml(Path(url2pathname(urlparse(uri).path))))
+        return Resource.from_contents(_schema_file(Path(url2pathname(urlparse(uri).path))))
 
     registry = Registry(retrieve=retrieve).with_resource(schema["$id"], Resource.from_contents(schema))
-    return Draft202012Validator(schema, registry=registry)
+    return (cls or Draft202012Validator)(schema, registry=registry)
+
+
+@functools.cache
+def _defaults_validator_class():
+    """Draft 2020-12 that also sets each missing property that has a ``default`` (a deep copy) before
+    descending, so the defaults of a filled-in object are filled too (as ``snakemake.utils.validate``
+    with ``set_default``)."""
+    from jsonschema import Draft202012Validator, validators
+
+    plain = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from plain(validator, props, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties})
+
+
+def fill_defaults(instance: dict, schema_path: str | os.PathLike) -> list[str]:
+    """Fill ``instance`` in place with the defaults of schema ``schema_path``; returns the messages of
+    what still breaks the schema afterwards (empty when valid)."""
+    validator = load_validator(Path(schema_path).resolve(), _defaults_validator_class())
+    return [err.message for err in validator.iter_errors(instance)]
 
 
 @functools.cache
