@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from tinysec.cli import main
 from tinysec.io import atomic_path, write_json, write_jsonl
@@ -163,23 +162,11 @@ def test_cti_eval_writes_every_output_into_new_folders(cti_model, gold, tmp_path
 # ---------------------------------------------------------------- 6: tag: one bad input, format detection
 @pytest.fixture(scope="module")
 def ip_tagger(tmp_path_factory):
-    from tinysec.models.tiny import build_random_model
-    from tinysec.ner.labels import bio_labels
-    from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
+    from tiny_taggers import save_ip_tagger
 
     base = tmp_path_factory.mktemp("tagger")
-    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
-    labels = bio_labels(["IP", "DOMAIN"])
-    model = EncoderCRFTagger.from_encoder(enc, labels)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[labels.index("B-IP")] = 12.0
-        for p in model.crf.parameters():
-            p.zero_()
     # where the pipeline puts it, so rebuild hints can name the snakemake target
-    return model.save(base / "results" / "ner" / "models" / "minilm" / "robust", load_tokenizer(enc),
-                      {"max_length": 256})
+    return save_ip_tagger(base, base / "results" / "ner" / "models" / "minilm" / "robust")
 
 
 LV_WHOIS = ("[Domain]\nDomain: example.lv\nStatus: active\n\n[Holder]\nType: Legal person\n"
@@ -205,7 +192,7 @@ def test_tag_batch_goes_on_past_refused_inputs(ip_tagger, tmp_path):
     assert proc.returncode == 1, proc.stderr
     docs = {Path(d["input"]).name: d for d in json.loads(proc.stdout)}
     assert sorted(docs) == ["bom.json", "cut.xml", "example.lv.txt"]
-    assert docs["example.lv.txt"]["format"] == "text"  # '[Domain]' is not JSON
+    assert docs["example.lv.txt"]["format"] == "whois"  # NIC.LV's '[Domain]' sections: WHOIS, not JSON
     assert [e["text"] for e in docs["example.lv.txt"]["entities"]] == ["10.2.3.4"]
     assert docs["bom.json"]["format"] == "shodan_json"  # the BOM does not defeat detection
     raw = "\ufeff" + SHODAN

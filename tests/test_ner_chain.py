@@ -13,16 +13,14 @@ import json
 import re
 
 import pytest
-import torch
 from openai_server import OpenAIServer
+from tiny_taggers import save_ip_tagger
 
 from tinysec.cli import main
 from tinysec.io import read_jsonl, write_jsonl
 from tinysec.models.tiny import build_random_model
 from tinysec.ner.chain import LLMCache, chain_llm, identify_and_extract, map_back, omissions, tag_with_chain
-from tinysec.ner.labels import bio_labels
 from tinysec.ner.methods import predict_method
-from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
 from tinysec.ner.postprocess import PostprocessSettings, Tagger
 
 SCAN = ("Nmap scan report for example.com (192.0.2.10)\nHost is up (0.21s latency).\n"
@@ -34,18 +32,7 @@ _IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
 
 @pytest.fixture(scope="module")
 def ip_tagger(tmp_path_factory):
-    base = tmp_path_factory.mktemp("chain")
-    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
-    labels = bio_labels(["IP", "DOMAIN"])
-    model = EncoderCRFTagger.from_encoder(enc, labels)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[labels.index("B-IP")] = 12.0
-        for p in model.crf.parameters():
-            p.zero_()
-    model.save(base / "tagger", load_tokenizer(enc), {"max_length": 256})
-    return base / "tagger"
+    return save_ip_tagger(tmp_path_factory.mktemp("chain"))
 
 
 def _tagger(folder):

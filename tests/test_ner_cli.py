@@ -13,12 +13,9 @@ import re
 import sys
 
 import pytest
-import torch
+from tiny_taggers import save_ip_tagger
 
 from tinysec.cli import main
-from tinysec.models.tiny import build_random_model
-from tinysec.ner.labels import bio_labels
-from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
 
 SAMPLES = {
     "scan.xml": ("nmap_xml", """<?xml version="1.0" encoding="UTF-8"?>
@@ -60,18 +57,7 @@ _IP = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\u200b?\d{1,3}){3}|[0-9a-f]{1,4}(?:
 
 @pytest.fixture(scope="module")
 def ip_tagger(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tagcli")
-    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
-    labels = bio_labels(["IP", "DOMAIN"])
-    model = EncoderCRFTagger.from_encoder(enc, labels)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[labels.index("B-IP")] = 12.0
-        for p in model.crf.parameters():
-            p.zero_()
-    model.save(base / "tagger", load_tokenizer(enc), {"max_length": 256})
-    return base / "tagger"
+    return save_ip_tagger(tmp_path_factory.mktemp("tagcli"))
 
 
 @pytest.fixture()

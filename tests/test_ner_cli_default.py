@@ -6,16 +6,13 @@ import json
 import shutil
 
 import pytest
-import torch
 import yaml
+from tiny_taggers import save_ip_tagger
 
 import tinysec.paths
 from tinysec.cli import main
-from tinysec.models.tiny import build_random_model
 from tinysec.ner import cli as tag_cli
 from tinysec.ner.calibration import CALIBRATION_FILE
-from tinysec.ner.labels import bio_labels
-from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
 
 SCAN = """Nmap scan report for 127.0.0.1
 Host is up (0.000086s latency).
@@ -28,19 +25,9 @@ PORT      STATE SERVICE VERSION
 @pytest.fixture(scope="module")
 def ip_tagger(tmp_path_factory):
     """Every word tagged B-IP with near-certain marginals (regex validation keeps only IPs), T = 4."""
-    base = tmp_path_factory.mktemp("tagdefault")
-    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
-    labels = bio_labels(["IP", "DOMAIN"])
-    model = EncoderCRFTagger.from_encoder(enc, labels)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[labels.index("B-IP")] = 8.0
-        for p in model.crf.parameters():
-            p.zero_()
-    model.save(base / "tagger", load_tokenizer(enc), {"max_length": 512})
-    (base / "tagger" / CALIBRATION_FILE).write_text(json.dumps({"temperature": 4.0}))
-    return base / "tagger"
+    tagger = save_ip_tagger(tmp_path_factory.mktemp("tagdefault"), bias=8.0, max_length=512)
+    (tagger / CALIBRATION_FILE).write_text(json.dumps({"temperature": 4.0}))
+    return tagger
 
 
 def test_default_model_is_the_default_runs_robust_tagger():
