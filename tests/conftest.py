@@ -55,3 +55,12 @@ def hackmentor_seed_file() -> Path:
     if not path.is_file():
         pytest.skip(f"shared HackMentor data not present at {path}")
     return path
+
+
+@pytest.fixture
+def ssh_listener():
+    """A TCP listener on 127.0.0.1 that greets like OpenSSH (the real-scan rule's SSH service); its port."""
+    from tinysec.osint.real_scan import ssh_service
+
+    with ssh_service() as port:
+        yield port

@@ -10,7 +10,6 @@ import copy
 import shutil
 import socket
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -282,44 +281,12 @@ def test_good_numbers_still_parse():
 
 
 # ---------------------------------------------------------------- a real scan still works
-@pytest.fixture
-def banner_listener():
-    """A TCP listener on 127.0.0.1 that greets like OpenSSH."""
-    sock = socket.socket()
-    sock.bind((LOOPBACK, 0))
-    sock.listen(8)
-    sock.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.sendall(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n")
-                conn.settimeout(1)
-                conn.recv(256)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(timeout=2)
-    sock.close()
-
-
 @pytest.mark.skipif(shutil.which("nmap") is None, reason="nmap is not installed (apt-get install nmap)")
-def test_real_nmap_scan_of_a_loopback_listener_by_hostname(banner_listener):
-    rec = collect_nmap("localhost", ["-sV", "-Pn", f"-p{banner_listener}"], ["-sV", "-Pn", "-p"],
+def test_real_nmap_scan_of_a_loopback_listener_by_hostname(ssh_listener):
+    rec = collect_nmap("localhost", ["-sV", "-Pn", f"-p{ssh_listener}"], ["-sV", "-Pn", "-p"],
                        ["localhost", "127.0.0.1"], timeout_s=120)
     assert rec["target"] == "localhost"
     assert rec["parsed"]["args"].endswith(f"-- {LOOPBACK}")
     port = rec["parsed"]["hosts"][0]["ports"][0]
-    assert (port["port"], port["state"], port["service"], port["product"]) == (banner_listener, "open", "ssh",
+    assert (port["port"], port["state"], port["service"], port["product"]) == (ssh_listener, "open", "ssh",
                                                                                 "OpenSSH")

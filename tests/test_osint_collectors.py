@@ -380,38 +380,6 @@ def test_nmap_rejects_xml_bomb_and_truncated_output(tmp_path):
         collect_nmap(LOOPBACK, [], [], [LOOPBACK], binary="no-such-nmap-binary")
 
 
-@pytest.fixture
-def ssh_listener():
-    """A TCP listener on 127.0.0.1 that greets like OpenSSH."""
-    sock = socket.socket()
-    sock.bind((LOOPBACK, 0))
-    sock.listen(8)
-    sock.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            try:
-                conn.sendall(b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n")
-                conn.settimeout(1)
-                conn.recv(256)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield sock.getsockname()[1]
-    stop.set()
-    thread.join(timeout=2)
-    sock.close()
-
-
 needs_nmap = pytest.mark.skipif(shutil.which("nmap") is None,
                                 reason="nmap is not installed (.ci/run installs it with apt-get install nmap)")
 

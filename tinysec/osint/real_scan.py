@@ -191,6 +191,17 @@ def _start_redis() -> _Server:
 
 
 @contextlib.contextmanager
+def ssh_service() -> Iterator[int]:
+    """Only the OpenSSH-banner service on 127.0.0.1; yields its port; stops it on exit."""
+    server = _start(SSHHandler)
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
 def loopback_services() -> Iterator[list[Service]]:
     """Start the SSH, HTTP and Redis services on 127.0.0.1; yields them; stops them on exit."""
     servers = []
