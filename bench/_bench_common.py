@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -11,23 +12,40 @@ REPO = Path(__file__).resolve().parents[1]
 NOMINAL_PEAK_GFLOPS = 100.0  # fp32 GEMM of the reference 2-core machine, 2 threads
 
 
-def load() -> list[float]:
-    """The 1, 5 and 15 minute load averages now."""
-    return [round(x, 2) for x in os.getloadavg()]
+def load() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages now (None where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else what ``platform`` knows)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def machine() -> dict:
-    """Node, CPU count and model, torch version and threads, and the load average now."""
-    import torch
+    """Node, platform, CPU count and model, Python and library versions, torch threads (when torch is
+    imported) and the load average now."""
+    from importlib import metadata
 
-    name = platform.processor() or platform.machine()
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"node": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(), "cpu_model": name,
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load_average_at_start": load()}
+    versions = {}
+    for name in ("torch", "transformers", "numpy", "pandas", "scipy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    info = {"node": platform.node(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(), "python": platform.python_version(), **versions}
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
+        info["cuda"] = sys.modules["torch"].cuda.is_available()
+    return {**info, "load_average_at_start": load()}
 
 
 def measured_peak_gflops(seconds: float = 1.5) -> float:
@@ -41,3 +59,16 @@ def measured_peak_gflops(seconds: float = 1.5) -> float:
         a @ b
         n += 1
     return 2 * 2048 ** 3 * n / (time.perf_counter() - t0) / 1e9
+
+
+def ensure_model(name: str) -> Path:
+    """The prepared folder of config model ``name`` (materialised once under resources/models/)."""
+    import yaml
+
+    from tinysec.models.sources import prepare_model
+
+    path = REPO / "resources" / "models" / name
+    if not (path / "config.json").is_file():
+        entry = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"][name]
+        prepare_model(name, entry, path)
+    return path

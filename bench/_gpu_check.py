@@ -22,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from _bench_common import ensure_model  # noqa: E402
 
 
 def cuda_problem() -> str | None:
@@ -35,19 +37,6 @@ def cuda_problem() -> str | None:
     if not torch.cuda.is_bf16_supported():
         return f"CUDA device {torch.cuda.get_device_name(0)} does not support bf16"
     return None
-
-
-def ensure_model(name: str) -> Path:
-    """The prepared folder of config model ``name`` (materialised once under resources/models/)."""
-    import yaml
-
-    from tinysec.models.sources import prepare_model
-
-    path = REPO / "resources" / "models" / name
-    if not (path / "config.json").is_file():
-        entry = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"][name]
-        prepare_model(name, entry, path)
-    return path
 
 
 def lora_step(model_dir: Path, records: list[dict], device: str = "cuda") -> dict:

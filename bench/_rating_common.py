@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from importlib import metadata
-
 import numpy as np
 import pandas as pd
 
@@ -36,23 +32,3 @@ def battles_from_frame(df: pd.DataFrame) -> Battles:
     codes, kinds = pd.factorize(df["winner"])
     score = np.array([{"model_a": 1.0, "model_b": 0.0}.get(k, 0.5) for k in kinds])[codes]
     return Battles(list(models), idx[:n].astype(np.int64), idx[n:].astype(np.int64), score)
-
-
-def machine() -> dict:
-    """CPU count, CPU model, load average and library versions."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {"numpy": np.__version__, "pandas": pd.__version__}
-    for name in ("scipy", "torch"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"cpu_count": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()], **versions}

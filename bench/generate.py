@@ -23,43 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "generate.json"
-NOMINAL_PEAK_GFLOPS = 100.0  # fp32 GEMM on this 2-core VM, 2 threads
 sys.path.insert(0, str(REPO))
-
-
-def machine() -> dict:
-    """CPU count and model name, torch version, and the load average now."""
-    import torch
-
-    name = platform.processor() or platform.machine()
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"node": platform.node(), "cpus": os.cpu_count(), "cpu_model": name, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-
-
-def measured_peak_gflops(seconds: float = 1.5) -> float:
-    """fp32 GEMM GFLOP/s of a 2048x2048 matmul, now, at the current thread count."""
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    return 2 * 2048 ** 3 * n / (time.perf_counter() - t0) / 1e9
+sys.path.insert(0, str(REPO / "bench"))
+from _bench_common import NOMINAL_PEAK_GFLOPS, ensure_model, load, machine, measured_peak_gflops  # noqa: E402
 
 
 def flops(model, prompts, outputs) -> float:
@@ -192,12 +164,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.model_dir is None:
-        from instruct import ensure_model  # bench/instruct.py
-
         args.model_dir = ensure_model(args.model)
     result = {"machine": machine(), "model": args.model, "model_dir": str(args.model_dir)}
     result.update(run(args.model_dir, args.prompts, args.max_new_tokens, args.batch_size))
-    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["load_average_at_end"] = load()
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("speedup", "speedup_vs_hf_batched", "checks")}))

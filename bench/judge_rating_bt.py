@@ -37,7 +37,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rating_common import BASE, INIT, SCALE, battles_from_frame, machine, simulate  # noqa: E402
+from _bench_common import machine  # noqa: E402
+from _rating_common import BASE, INIT, SCALE, battles_from_frame, simulate  # noqa: E402
 
 from tinysec.rating.bt import NEWTON_MAX_MODELS, BTParams, bradley_terry  # noqa: E402
 

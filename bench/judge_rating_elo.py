@@ -27,7 +27,8 @@ import numpy as np
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _rating_common import battles_from_frame, machine, simulate  # noqa: E402
+from _bench_common import machine  # noqa: E402
+from _rating_common import battles_from_frame, simulate  # noqa: E402
 
 from tinysec.rating.elo import GROUP_BYTES, EloParams, shuffled_elo  # noqa: E402
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench"
+sys.path.insert(0, str(REPO / "bench"))
+from _bench_common import load as load_average  # noqa: E402
+from _bench_common import machine  # noqa: E402
 
 
 def bench_scripts(pattern: str = "*") -> list[Path]:
@@ -38,25 +39,6 @@ def bench_scripts(pattern: str = "*") -> list[Path]:
     return sorted(p for p in (REPO / "bench").glob("*.py")
                   if p.name != Path(__file__).name and not p.name.startswith("_")
                   and fnmatch.fnmatch(p.stem, pattern))
-
-
-def machine() -> dict:
-    """The machine the benches ran on: platform, CPU model and count, Python, load average now."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                      if line.startswith("model name")), "")
-    return {"platform": platform.platform(), "cpu_model": model or platform.processor(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "load_average_at_start": load_average()}
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages (None where the OS has none)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def run_one(script: Path, timeout: float) -> dict:

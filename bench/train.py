@@ -41,7 +41,7 @@ OUT = REPO / "results" / "bench" / "train.json"
 TARGETS = {"lora_speedup": 1.5, "padding_fraction": 0.10, "full_vs_lora_efficiency": 0.9}
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
-from _bench_common import NOMINAL_PEAK_GFLOPS, load, machine, measured_peak_gflops  # noqa: E402
+from _bench_common import NOMINAL_PEAK_GFLOPS, ensure_model, load, machine, measured_peak_gflops  # noqa: E402
 
 
 def matmul_params(model_dir: Path) -> tuple[int, int]:
@@ -146,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from _gpu_check import ensure_model
 
     from tinysec.data.attack import build_attack_dataset
     from tinysec.models.train import lora_target_modules, merge_hparams
