@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from tinysec.io import (
@@ -24,6 +26,7 @@ from tinysec.io import (
 )
 from tinysec.osint.record import ALL_ENTITY_TYPES, SOURCES
 from tinysec.osint.synthetic import generate
+from tinysec.schema import surely_valid
 
 FORMATS = {"answers", "battles", "cti_gold", "cti_manifest", "instruct_items", "instruct_train", "ner_adversarial",
            "ner_predictions", "ner_sentences", "ner_test_sentences", "osint_record", "train_metrics"}
@@ -320,3 +323,39 @@ def test_cti_manifest_as_written(tmp_path):
     (tmp_path / MANIFEST).write_text(json.dumps(changed(manifest, task=...)))
     with pytest.raises(InputError, match=r"cti_model.json, field 'task': missing field, expected one of tactic"):
         load_manifest(tmp_path)
+
+
+# ---------------------------------------------------------------- the fast path never accepts a broken row
+def _props(name: str) -> list[str]:
+    schema = format_validator(name).schema
+    keys = set(schema.get("properties", {})) | set(schema.get("required", []))
+    return sorted(keys | {"orig_id", "family", "word_map", "tokens", "tags", "spans", "start", "end", "type"})
+
+
+_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-2, 2, allow_nan=False),
+                    st.sampled_from(["", "x", "IP", "B-IP", "lora", "model_a", "tie", "dns", "nmap"]))
+_SPAN = st.fixed_dictionaries({}, optional={k: _SCALAR for k in ("start", "end", "type", "text")})
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fast_check_accepts_only_what_jsonschema_accepts(name, data):
+    """``surely_valid`` (the fast path of ``check_record``) is never True for a row jsonschema refuses."""
+    value = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=3), st.lists(_SPAN, max_size=2), _SPAN)
+    row = data.draw(st.dictionaries(st.sampled_from(_props(name)), value, max_size=12))
+    if surely_valid(row, FORMATS_DIR / f"{name}.schema.yaml"):
+        assert format_validator(name).is_valid(row), row
+
+
+def test_fast_check_takes_the_pipelines_own_rows(tmp_path):
+    """Rows as the corpus writes them pass the fast path (else every read pays full validation)."""
+    row = {"id": "s1", "source": "dns", "text": "a 1.2.3.4", "tokens": ["a", "1.2.3.4"], "tags": ["O", "B-IP"],
+           "spans": [{"start": 2, "end": 9, "type": "IP", "text": "1.2.3.4"}]}
+    assert surely_valid(row, FORMATS_DIR / "ner_sentences.schema.yaml")
+    adv = {**row, "id": "s1~char~1", "orig_id": "s1", "family": "char", "word_map": [0, 1]}
+    assert surely_valid(adv, FORMATS_DIR / "ner_adversarial.schema.yaml")
+    assert not surely_valid({**adv, "word_map": [0, -2]}, FORMATS_DIR / "ner_adversarial.schema.yaml")
+    assert not surely_valid({**row, "tags": ["O", ""]}, FORMATS_DIR / "ner_sentences.schema.yaml")
+    assert not surely_valid({**row, "spans": [{"start": 2.0, "end": 9, "type": "IP"}]},
+                            FORMATS_DIR / "ner_sentences.schema.yaml")

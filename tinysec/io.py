@@ -113,42 +113,6 @@ def format_names() -> list[str]:
     return sorted(p.name.removesuffix(".schema.yaml") for p in FORMATS_DIR.glob("*.schema.yaml"))
 
 
-_SCALARS = {"string": str, "integer": int, "number": (int, float), "boolean": bool}
-
-
-def _plainly_valid(item: Any, schema: dict) -> bool:
-    """True when ``item`` surely fits a simple scalar schema (``type``, ``minLength``, ``minimum``)."""
-    if isinstance(item, bool) and schema["type"] != "boolean":
-        return False
-    if not isinstance(item, _SCALARS[schema["type"]]):
-        return False
-    if "minLength" in schema and len(item) < schema["minLength"]:
-        return False
-    return "minimum" not in schema or item >= schema["minimum"]
-
-
-@functools.cache
-def _format_validator_class():
-    """Draft 2020-12 with a fast ``items`` for lists of simple scalars (token and tag lists): items
-    that plainly fit are skipped and only the others are validated in full, so errors are unchanged."""
-    from jsonschema import Draft202012Validator, validators
-
-    full_items = Draft202012Validator.VALIDATORS["items"]
-    simple_keys = {"type", "minLength", "minimum", "description"}
-
-    def items(validator, sub, instance, schema):
-        simple = (isinstance(sub, dict) and set(sub) <= simple_keys and sub.get("type") in _SCALARS
-                  and "prefixItems" not in schema and isinstance(instance, list))
-        if not simple:
-            yield from full_items(validator, sub, instance, schema)
-            return
-        for index, item in enumerate(instance):
-            if not _plainly_valid(item, sub):
-                yield from validator.descend(item, sub, path=index)
-
-    return validators.extend(Draft202012Validator, {"items": items})
-
-
 @functools.cache
 def format_validator(name: str):
     """The cached draft 2020-12 validator of data-file format ``name`` (``$ref`` to sibling files resolved)."""
@@ -157,7 +121,7 @@ def format_validator(name: str):
     path = FORMATS_DIR / f"{name}.schema.yaml"
     if not path.is_file():
         raise ValueError(f"unknown data-file format {name!r}; known: {', '.join(format_names())}")
-    return load_validator(path.resolve(), _format_validator_class())
+    return load_validator(path.resolve())
 
 
 def _key_path(parts: Iterable[Any]) -> str:
@@ -244,6 +208,10 @@ def _error_rank(error, row: Any) -> tuple[int, int, int]:
 
 def record_problem(row: Any, name: str) -> tuple[str | None, str] | None:
     """``(field, message)`` of the first way ``row`` breaks format ``name``; None when it fits."""
+    from .schema import surely_valid
+
+    if surely_valid(row, FORMATS_DIR / f"{name}.schema.yaml"):
+        return None
     errors = list(format_validator(name).iter_errors(row))
     if not errors:
         return None
