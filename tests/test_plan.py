@@ -152,3 +152,25 @@ def test_dry_run_of_the_default_config_does_not_import_torch(tmp_path):
     assert "tinysec.plan" in imported and "snakemake.workflow" in imported  # the log is complete
     heavy = sorted(m for m in imported if m.split(".")[0] in ("torch", "transformers", "peft", "accelerate"))
     assert not heavy, f"the dry run imported {heavy[:10]}"
+
+
+def test_llm_methods_without_own_tagger_use_the_templates_tagger(sections):
+    own = sections()["ner"]
+    llm = own.llm_methods()[0]
+    assert llm in own.corpus_methods() and "/llm/" in own.method_model(llm, "tiny-bert")
+
+    def shared(c):
+        c["ner"].setdefault("chain", {})["own_tagger"] = False
+    ner = sections(shared)["ner"]
+    assert ner.corpus_methods() == ["baseline"]
+    assert ner.method_model(llm, "tiny-bert") == ner.method_model("templates", "tiny-bert")
+
+
+def test_ablation_train_overrides_only_the_ablations(sections):
+    def smaller(c):
+        c["ner"]["ablation_train"] = {"max_train_rows": 7, "epochs": 1}
+    ner, cfg = sections(smaller)["ner"], sections(smaller)["config"]
+    for variant in cfg["ner"]["ablations"]:
+        assert (ner.train_settings(variant)["max_train_rows"], ner.train_settings(variant)["epochs"]) == (7, 1)
+    for variant in ("baseline", "robust"):
+        assert ner.train_settings(variant)["max_train_rows"] == cfg["ner"]["train"].get("max_train_rows")

@@ -592,8 +592,10 @@ class Ner:
         return [m for m in self.methods() if self.method_kind(m) == "llm"]
 
     def corpus_methods(self) -> list[str]:
-        """Methods with a corpus of their own (``results/ner/data/{method}/``): baseline, LLM methods."""
-        return [m for m in self.methods() if m != "templates"]
+        """Methods with a corpus of their own (``results/ner/data/{method}/``): baseline, and LLM
+        methods when they train their own tagger (``ner.chain.own_tagger``)."""
+        own = self.cfg["chain"]["own_tagger"]
+        return [m for m in self.methods() if m == "baseline" or (own and self.method_kind(m) == "llm")]
 
     def method_normalize(self, method: str) -> bool:
         """The baseline tags the raw text as it comes; the others normalise (``ner.normalize``)."""
@@ -610,8 +612,11 @@ class Ner:
         return {"train": f"{NER_DATA}/train.jsonl", "val": f"{NER_DATA}/val.jsonl", **self._llm_weights(method)}
 
     def method_model(self, method: str, encoder: str) -> str:
-        """Tagger of a method: baseline and templates are the ``baseline`` and ``robust`` variants."""
+        """Tagger of a method: baseline and templates are the ``baseline`` and ``robust`` variants; an
+        LLM method's own robust tagger, or the templates one without ``ner.chain.own_tagger``."""
         variant = {"baseline": "baseline", "templates": "robust"}.get(method)
+        if variant is None and not self.cfg["chain"]["own_tagger"]:
+            variant = "robust"
         return f"results/ner/models/{encoder}/{variant}" if variant else f"results/ner/models/{encoder}/llm/{method}/robust"
 
     def method_train_inputs(self, method: str, encoder: str) -> dict:
@@ -682,7 +687,7 @@ class Ner:
         ner = self.cfg
         return {"run_name": self.config["run_name"], "train": ner["train"], "robust": ner["robust"],
                 "threshold": ner["confidence_threshold"], "low_confidence": ner["low_confidence"],
-                "normalize": ner["normalize"], "ablations": ner["ablations"],
+                "normalize": ner["normalize"], "ablations": ner["ablations"], "ablation_train": ner["ablation_train"],
                 "families": self.data.test_families(), "chain": ner["chain"],
                 "method_test_rows": ner["method_test_rows"], "direct": ner["direct"],
                 "skipped_methods": [m for m in ner["methods"] if m not in self.methods()]}

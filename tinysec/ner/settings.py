@@ -70,6 +70,8 @@ def variant_settings(variant: str, ner_cfg: dict, seed: int = 0) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f"unknown tagger variant {variant!r}; choose from {VARIANTS}")
     base = dict(ner_cfg.get("train", {}), seed=seed)
+    if variant in ABLATIONS:
+        base.update(ner_cfg.get("ablation_train") or {})
     if variant == "baseline":
         return base
     rob = {**robust_defaults(), **ner_cfg.get("robust", {})}

@@ -430,7 +430,10 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
     if kind == "prf":
         parts.append(f"Calibration: {ECE_DEFINITION}; kept = confidence >= {context['threshold']:g}.")
     if kind == "ablation":
-        parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}.")
+        less = ", ".join(f"{k} {v}" for k, v in (context.get("ablation_train") or {}).items())
+        parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}"
+                     + (f"; they train with {less} (the robust row with the full settings above, so compare "
+                        "each ablation with the others more than with the robust row)." if less else "."))
     if any(m.method for m in methods):
         parts.insert(2, method_note(methods, context))
     if any(m.direct for m in methods):
@@ -484,8 +487,9 @@ def method_note(methods: list[Method], context: dict) -> str:
     llms = [f"{name}: identification LLM {llm}" + (
         " (raw rows only, no normaliser, no templates, no adversarial training)" if name == "baseline" else
         " (template identification module + normaliser, robust tagger)" if name == "templates" else
-        f" (robust tagger on its rephrased corpus, {ch.get('train_rephrase_rows') or 'all'} template rows "
-        f"rephrased; tag-time chain: context, template, rephrasing, at most {ch.get('reflection_rounds')} "
+        (f" (robust tagger on its rephrased corpus, {ch.get('train_rephrase_rows') or 'all'} template rows rephrased"
+         if ch.get("own_tagger", True) else " (the templates method's robust tagger: the LLM acts at tagging time only")
+        + f"; tag-time chain: context, template, rephrasing, at most {ch.get('reflection_rounds')} "
         f"omission check(s) against the input, {ch.get('max_new_tokens')} new tokens per LLM answer)")
         for name, llm in seen.items()]
     skipped = context.get("skipped_methods") or []
