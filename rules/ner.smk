@@ -199,6 +199,28 @@ use rule ner_robustness as ner_ablation with:
         methods=NER.main_methods(NER.ablation_variants()),
 
 
+use rule ner_robustness as ner_sources with:
+    input:
+        predictions=plan.predictions(NER.main_methods(["baseline", "robust"])),
+    output:
+        table=report(
+            "results/tables/ner_sources.csv",
+            category="NER study",
+            subcategory="Tagging",
+            caption="../workflow/report/ner_sources.rst",
+        ),
+        md="results/tables/ner_sources.md",
+    log:
+        "logs/ner_sources/ner_sources.log",
+    benchmark:
+        "benchmarks/ner_sources/ner_sources.tsv"
+    params:
+        table="sources",
+        methods=NER.main_methods(["baseline", "robust"]),
+        families=NER_CORPUS.test_families(),
+        context=NER.caption_context(),
+
+
 # qualitative example: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method
 rule ner_example:
     input:
@@ -247,6 +269,8 @@ if section_enabled("ner"):
         "results/tables/ner_robustness.md",
         "results/tables/ner_ablation.csv",
         "results/tables/ner_ablation.md",
+        "results/tables/ner_sources.csv",
+        "results/tables/ner_sources.md",
         "results/tables/ner_example.md",
         "results/tables/ner_example.csv",
     )

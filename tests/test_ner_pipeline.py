@@ -126,6 +126,16 @@ def test_robustness_table(tiny_run):
             assert 0 <= row["attack_success_rate"] <= 1
 
 
+def test_sources_table(tiny_run):
+    df, md = _table(tiny_run, "ner_sources")
+    assert set(df["rendering"]) == {"template", "raw", "all"} and "Nmap" in set(df["source"])
+    for _method, rows in df.groupby("method"):
+        cells = rows[(rows["source"] != "all") & (rows["rendering"] != "all")]
+        total = rows[(rows["source"] == "all") & (rows["rendering"] == "all")].iloc[0]
+        assert cells["sentences"].sum() == total["sentences"] and cells["gold_entities"].sum() == total["gold_entities"]
+    assert "'raw' rows the tool output itself" in md
+
+
 def test_ablation_table(tiny_run):
     df, md = _table(tiny_run, "ner_ablation")
     assert list(df["variant"]) == ["robust", *ABLATIONS]

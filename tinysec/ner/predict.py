@@ -40,7 +40,7 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
         for row, res in zip(rows, tagged):
             out.append({"testset": name, "family": row.get("family", "clean" if name == "clean" else name),
                         "id": row["id"], "orig_id": row.get("orig_id", row["id"]),
-                        "source": row.get("source", ""), "text": row["text"],
+                        "source": row.get("source", ""), "rendering": row.get("rendering", ""), "text": row["text"],
                         "gold": [{k: s[k] for k in ("start", "end", "type")} for s in row["spans"]],
                         "pred": res["entities"], "rejected": res["rejected"]})
     return write_jsonl(out_path, out)
