@@ -11,6 +11,8 @@ rule ner_train:
         "logs/ner_train/{ner_encoder}/{ner_variant}.log",
     benchmark:
         "benchmarks/ner_train/{ner_encoder}/{ner_variant}.tsv"
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     threads: HEAVY_THREADS

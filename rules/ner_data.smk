@@ -15,6 +15,8 @@ rule ner_data_corpus:
         "logs/ner_data_corpus/corpus.log",
     benchmark:
         "benchmarks/ner_data_corpus/corpus.tsv"
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     threads: HEAVY_THREADS if config["ner_data"]["rephrase"]["enabled"] else 1
@@ -127,6 +129,8 @@ rule ner_data_adversarial:
         "logs/ner_data_adversarial/train.log",
     benchmark:
         "benchmarks/ner_data_adversarial/train.tsv"
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     threads: HEAVY_THREADS if config["ner_data"]["paraphrase"]["enabled"] else 1

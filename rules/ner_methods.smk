@@ -34,6 +34,8 @@ rule ner_method_corpus:
         "benchmarks/ner_method_corpus/{ner_method}.tsv"
     wildcard_constraints:
         ner_method=one_of(NER.corpus_methods()),
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     threads: HEAVY_THREADS

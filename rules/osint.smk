@@ -26,6 +26,8 @@ rule osint_synthetic:
         "logs/osint_synthetic/synthetic.log",
     benchmark:
         "benchmarks/osint_synthetic/synthetic.tsv"
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     params:
@@ -47,6 +49,8 @@ rule osint_records:
         "logs/osint_records/records.log",
     benchmark:
         "benchmarks/osint_records/records.tsv"
+    # the NER chain (corpus -> taggers -> tables) is the run's longest: start it first
+    priority: 10
     conda:
         "../envs/tinysec.yaml"
     script:
