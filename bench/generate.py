@@ -147,16 +147,23 @@ def checks(speedup: float, peak_fraction: float, same: int, n: int) -> dict:
                                                                 "holds": same == n}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from tinysec.models.generate import GEN_DEFAULTS
+def default_batch_size() -> int:
+    """``instruct.generation.batch_size`` of the embedded default (``config/config.yaml``)."""
+    from tinysec.config import load_config_file
+    from tinysec.models.generate import merge_gen
 
+    cfg = load_config_file(REPO / "config" / "config.yaml")
+    return int(merge_gen((cfg.get("instruct") or {}).get("generation"))["batch_size"])
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--model-dir", type=Path, default=None, help="a prepared model folder (default: prepare "
                                                                  "--model under resources/models/)")
     ap.add_argument("--prompts", type=int, default=48)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=int(GEN_DEFAULTS["batch_size"]))
+    ap.add_argument("--batch-size", type=int, default=default_batch_size(), help="default: the embedded default's")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 

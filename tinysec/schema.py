@@ -130,7 +130,7 @@ def schema_defaults(name: str, *keys: str) -> dict:
 #: Keywords :func:`surely_valid` understands; a schema using any other keyword is left to jsonschema.
 _FAST_KEYS = frozenset({"$schema", "$id", "$defs", "$ref", "title", "description", "default", "examples", "type",
                         "properties", "required", "additionalProperties", "items", "allOf", "enum", "minLength",
-                        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+                        "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "x-expected"})
 _TYPES = {"string": lambda x: isinstance(x, str), "object": lambda x: isinstance(x, dict),
           "array": lambda x: isinstance(x, list), "boolean": lambda x: isinstance(x, bool),
           "null": lambda x: x is None, "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
