@@ -56,9 +56,9 @@ use rule ner_predict as ner_predict_no_normalizer with:
     output:
         predictions="results/ner/pred/{ner_encoder}/{ner_variant}.no-normalizer.jsonl",
     log:
-        "logs/ner_predict/{ner_encoder}/{ner_variant}.no-normalizer.log",
+        "logs/ner_predict_no_normalizer/{ner_encoder}/{ner_variant}.log",
     benchmark:
-        "benchmarks/ner_predict/{ner_encoder}/{ner_variant}.no-normalizer.tsv"
+        "benchmarks/ner_predict_no_normalizer/{ner_encoder}/{ner_variant}.tsv"
     params:
         testsets=list(NER.testsets()),
         postprocess=NER.postprocess(),
