@@ -92,18 +92,6 @@ def check_config(config: dict, schema_path: str | os.PathLike, source: str = "co
         raise ConfigError(problems, source=source)
 
 
-def section_schemas(schema_path: str | os.PathLike) -> dict[str, str]:
-    """Top-level keys whose schema is a ``$ref`` to a file, mapped to that file (relative path).
-
-    Defaults are filled only down to a ``$ref`` into a file with its own ``$schema`` (jsonschema
-    switches to a plain validator there), so :func:`validate_config` fills each of these sections
-    again against its own file.
-    """
-    schema = load_validator(Path(schema_path).resolve()).schema
-    return {key: sub["$ref"] for key, sub in (schema.get("properties") or {}).items()
-            if isinstance(sub, dict) and isinstance(sub.get("$ref"), str) and "#" not in sub["$ref"]}
-
-
 def load_config_file(path: str | os.PathLike) -> dict:
     """The mapping in YAML/JSON config file ``path``; :class:`ConfigError` naming the file and
     line of a syntax error, or saying that the file is empty or not a mapping of keys."""
@@ -242,8 +230,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     """Check ``config`` (errors name each key's path), then validate it and fill its defaults.
 
     Defaults are filled by :func:`tinysec.schema.fill_defaults` (as ``snakemake.utils.validate``
-    would, from cached schemas): once for the whole config, then once per ``$ref``'d section against
-    the section's own schema (see :func:`section_schemas`). Then every name of a model or judge must be defined and usable
+    would, from cached schemas; ``$ref``'d section files included). Then every name of a model or judge must be defined and usable
     where it is named, with a loadable source (:func:`reference_problems`, ``resolve_gguf``);
     split fractions must add up to 1; nmap options and targets must pass
     :func:`tinysec.osint.targets.nmap_config_problems`; then rating pools must name contestants
@@ -256,8 +243,6 @@ def validate_config(config: dict, schema_path: str | os.PathLike, source: str = 
     schema_path = Path(schema_path).resolve()
     check_config(config, schema_path, source=source)
     problems = fill_defaults(config, schema_path)
-    for section, ref in section_schemas(schema_path).items():
-        problems += [f"{section}: {p}" for p in fill_defaults(config[section], schema_path.parent / ref)]
     problems += reference_problems(config, resolve_gguf) + split_problems(config) + nmap_config_problems(config)
     if not problems:  # pool members are contestants: their names must resolve first
         problems = judge_pool_problems(config)

@@ -87,9 +87,8 @@ def fill_defaults(instance: dict, schema_path: str | os.PathLike) -> list[str]:
     return [err.message for err in validator.iter_errors(instance)]
 
 
-@functools.cache
 def _config_schema(name: str) -> dict:
-    return load_yaml(CONFIG_SCHEMAS / name)
+    return _schema_file((CONFIG_SCHEMAS / name).resolve())
 
 
 def _filled(prop: dict) -> Any:
