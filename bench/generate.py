@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -82,7 +81,7 @@ def one_at_a_time(model, tok, prompts, max_new: int, stop: list[int]) -> list[li
 
 
 def timed(name: str, fn, model, prompts, peak: float) -> tuple[dict, list[list[int]]]:
-    load0 = os.getloadavg()[0]
+    load0 = load()
     c0, t0 = time.process_time(), time.perf_counter()
     outs = fn()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -93,7 +92,7 @@ def timed(name: str, fn, model, prompts, peak: float) -> tuple[dict, list[list[i
            "gflops": round(gflops, 2),
            "fraction_of_nominal_gemm_peak": round(gflops / NOMINAL_PEAK_GFLOPS, 3),
            "fraction_of_measured_gemm_peak": round(gflops / peak, 3),
-           "loadavg_1min_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+           "load_average_before": load0, "load_average_after": load()}
     print(name, json.dumps(rec), flush=True)
     return rec, outs
 

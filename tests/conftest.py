@@ -64,3 +64,14 @@ def ssh_listener():
 
     with ssh_service() as port:
         yield port
+
+
+def load_bench(name: str, monkeypatch):
+    """Module ``bench/<name>.py``, loaded from its file with ``bench/`` on ``sys.path`` for this test only."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

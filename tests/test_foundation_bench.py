@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 
-from conftest import REPO
+from conftest import load_bench
 
 
 def load_runner(monkeypatch, root):
-    spec = importlib.util.spec_from_file_location("bench_run_all", REPO / "bench" / "run_all.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("run_all", monkeypatch)
     monkeypatch.setattr(module, "REPO", root)
     monkeypatch.setattr(module, "OUT", root / "results" / "bench")
     return module

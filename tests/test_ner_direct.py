@@ -231,24 +231,9 @@ SEGMENTS = "Host 127.0.0.1 runs OpenSSH on port 22 and nginx on port 80; host 10
 def ip_tagger(tmp_path_factory):
     """A tiny random BERT + CRF whose head tags every word B-IP: regex validation keeps exactly the
     valid IPv4 addresses of the text it is shown."""
-    import torch
+    from tiny_taggers import save_ip_tagger
 
-    from tinysec.models.tiny import build_random_model
-    from tinysec.ner.labels import bio_labels
-    from tinysec.ner.model import EncoderCRFTagger, load_tokenizer
-
-    base = tmp_path_factory.mktemp("example")
-    enc = build_random_model("bert", base / "enc", hidden=32, layers=1, heads=2)
-    labels = bio_labels(TYPES)
-    model = EncoderCRFTagger.from_encoder(enc, labels)
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
-        model.head.bias[labels.index("B-IP")] = 12.0
-        for p in model.crf.parameters():
-            p.zero_()
-    model.save(base / "tagger", load_tokenizer(enc), {"max_length": 256})
-    return str(base / "tagger")
+    return str(save_ip_tagger(tmp_path_factory.mktemp("example"), types=tuple(TYPES)))
 
 
 def _real_records(path):
