@@ -60,11 +60,7 @@ use rule ner_predict as ner_predict_no_normalizer with:
     benchmark:
         "benchmarks/ner_predict_no_normalizer/{ner_encoder}/{ner_variant}.tsv"
     params:
-        testsets=list(NER.testsets()),
-        postprocess=NER.postprocess(),
         normalize=False,
-        batch_size=config["ner"]["eval_batch_size"],
-        max_rows=config["ner"]["max_test_rows"],
 
 
 # an LLM method's LLM as the NER system itself (rows "<LLM> (direct)"; tinysec/ner/direct.py)
@@ -219,8 +215,6 @@ use rule ner_robustness as ner_sources with:
     params:
         table="sources",
         methods=NER.main_methods(["baseline", "robust"]),
-        families=NER_CORPUS.test_families(),
-        context=NER.caption_context(),
 
 
 # qualitative example: one raw Nmap input (real loopback scan if built) tagged by the baseline and the best method

@@ -102,8 +102,8 @@ def _entity_list(value: Any) -> list[tuple[Any, Any]] | None:
         return None
     pairs = []
     for item in value:
-        if _single(item) is not None:
-            pairs.append(_single(item))
+        if (pair := _single(item)) is not None:
+            pairs.append(pair)
         elif isinstance(item, list) and len(item) == 2:
             pairs.append((item[0], item[1]))
         else:

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from ..io import InputError, read_records
-from .metrics import span_scores
+from .tables import testset_scores
 
 KINDS = {"real": "real `nmap -sV` text output (services the pipeline started on 127.0.0.1)",
          "collected": "collected Nmap record", "test": "raw test input (synthetic corpus)"}
@@ -54,7 +54,7 @@ def load_example(kind: str, path: str | os.PathLike, types: Sequence[str], sourc
 def method_f1(predictions: str | os.PathLike) -> float:
     """Strict micro F1 of a method's predictions on its clean (raw) test inputs."""
     rows = [r for r in read_records(predictions, "ner_predictions") if r["testset"] == "clean"]
-    return span_scores([r["gold"] for r in rows], [r["pred"] for r in rows])["ALL"]["f1"]
+    return testset_scores(rows)["ALL"]["f1"]
 
 
 def best_method(methods: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:

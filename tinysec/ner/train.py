@@ -25,7 +25,6 @@ only on CUDA; fp32 on CPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -485,14 +484,14 @@ def train_tuned(encoder_path: str | os.PathLike, train_path: str | os.PathLike, 
         s = dataclasses.replace(settings, attention_dropout=attention, hidden_dropout=hidden)
         m = train_tagger(encoder_path, train_path, cand, labels, s, **kwargs)
         tried.append({"attention_dropout": attention, "hidden_dropout": hidden, "best_val_f1": m["best_val_f1"],
-                      "seconds": m["seconds"], "dir": cand})
-    best = max(tried, key=lambda t: (t["best_val_f1"] or 0.0, -tried.index(t)))
+                      "seconds": m["seconds"], "dir": cand, "metrics": m})
+    best = max(tried, key=lambda t: t["best_val_f1"] or 0.0)  # max keeps the first of equals
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(best["dir"]), str(out))
     shutil.rmtree(scratch, ignore_errors=True)
-    metrics = json.loads((out / "train_metrics.json").read_text())
+    metrics = best["metrics"]
     metrics["dropout_sweep"] = {
-        "candidates": [{k: v for k, v in t.items() if k != "dir"} for t in tried],
+        "candidates": [{k: v for k, v in t.items() if k not in ("dir", "metrics")} for t in tried],
         "chosen": [best["attention_dropout"], best["hidden_dropout"]], "criterion": "best validation F1"}
     write_json(out / "train_metrics.json", metrics)
     log.info("dropout sweep: chose attention %g / hidden %g of %d pairs", *metrics["dropout_sweep"]["chosen"], len(tried))
