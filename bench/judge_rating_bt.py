@@ -8,6 +8,8 @@ of ``os.cpu_count()`` workers; the point rating is their ``compute_bt`` on all b
 base 10, initial 1000. Both sides start from the same pandas DataFrame and are timed end to end
 (ours includes building its Battles from the frame); the split without each side's parsing of
 the frame (FastChat's preprocess_for_bt, timed again alone; our frame-to-Battles) is reported too.
+Our resamples come from other random draws (a multinomial over merged cells), so CI bounds differ
+from FastChat's by Monte-Carlo noise; FastChat against itself with seed 1 measures that floor.
 
 Scales: 10 models x 100k battles and 100 models x 1M battles (100 rounds each), plus our memory
 at 200 models x 1M battles (peak RSS and tracemalloc peak, in a fresh child process).
@@ -77,12 +79,12 @@ def fc_fit(matchups, outcomes, weights, n_models, alpha, tol=1e-6):
     return res["x"]
 
 
-def fastchat(df: pd.DataFrame, rounds: int, procs: int):
-    """(models, point ratings, bootstrap samples) as FastChat computes them."""
+def fastchat(df: pd.DataFrame, rounds: int, procs: int, seed: int = 0):
+    """(models, point ratings, bootstrap samples) as FastChat computes them (their seed is 0)."""
     matchups, outcomes, models, weights = fc_preprocess(df)
     alpha = math.log(BASE)
     point = fc_fit(matchups, outcomes, weights, len(models), alpha) * SCALE + INIT
-    rng = np.random.default_rng(seed=0)
+    rng = np.random.default_rng(seed=seed)
     boot = rng.multinomial(n=len(df), pvals=weights / weights.sum(), size=rounds).astype(np.float64) / len(df)
     fn = partial(fc_fit, matchups, outcomes, n_models=len(models), alpha=alpha)
     with mp.Pool(procs) as pool:
@@ -107,6 +109,9 @@ def one_scale(n_models: int, n_battles: int, rounds: int, procs: int) -> dict:
     t_fc_pre = time.perf_counter() - t0
     assert fc_models == battles.models, "model order differs between the two sides"
     fc_lo, fc_hi = np.percentile(fc_samples, 2.5, axis=0), np.percentile(fc_samples, 97.5, axis=0)
+    # Monte-Carlo floor of the CI comparison: FastChat against itself with another seed (untimed)
+    _, _, fc1 = fastchat(df, rounds, procs, seed=1)
+    floor = max(np.abs(np.percentile(fc1, 2.5, axis=0) - fc_lo).max(), np.abs(np.percentile(fc1, 97.5, axis=0) - fc_hi).max())
     return {"models": n_models, "battles": n_battles, "rounds": rounds,
             "ours_seconds": round(t_ours, 3), "fastchat_seconds": round(t_fc, 3),
             "speedup": round(t_fc / t_ours, 2),
@@ -116,6 +121,7 @@ def one_scale(n_models: int, n_battles: int, rounds: int, procs: int) -> dict:
             "max_rating_diff": round(float(np.abs(res.rating - fc_point).max()), 4),
             "max_ci_bound_diff": round(float(max(np.abs(res.lower - fc_lo).max(),
                                                  np.abs(res.upper - fc_hi).max())), 4),
+            "fastchat_seed0_vs_seed1_max_ci_bound_diff": round(float(floor), 4),
             "ours_fit": "newton" if n_models <= NEWTON_MAX_MODELS else "lbfgs"}
 
 
@@ -189,7 +195,8 @@ def main() -> None:
         "machine": info,
         "baseline": f"FastChat compute_bt + compute_bootstrap_bt re-implemented (unique-cell multinomial bootstrap, "
                     f"scipy L-BFGS-B per round, maxiter 100, gtol 1e-6), pool of {args.procs} processes",
-        "ours": f"tinysec.rating.bt.bradley_terry (Newton up to {NEWTON_MAX_MODELS} models, L-BFGS above), one process",
+        "ours": f"tinysec.rating.bt.bradley_terry (multinomial over (pair, outcome) cells drawn by 2 threads; "
+                f"chord then Newton steps up to {NEWTON_MAX_MODELS} models, L-BFGS above), one process",
         "speedup": headline["speedup"],
         "speedup_at": f"{headline['models']} models x {headline['battles']} battles",
         "scales": scales,

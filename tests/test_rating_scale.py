@@ -95,11 +95,43 @@ def test_bootstrap_reproducible_and_independent_of_chunking():
     assert np.abs(first.samples - again.samples).max() < 1e-9
     other = bradley_terry(battles, rounds=30, seed=12)
     assert np.abs(other.samples - first.samples).max() > 0.1
-    # the resamples are FastChat's: one multinomial draw of all rounds from default_rng(seed)
+    # resample k: a multinomial over the (pair, outcome) cells from block k // DRAW_BLOCK's generator
     a, b, s, n = bt._cells(battles)
-    w = np.random.default_rng(11).multinomial(int(n.sum()), n / n.sum(), size=30)
-    ref = bt.to_rating(dense_reference(a, b, s, w, 8), BTParams())
+    pairs = bt._Pairs.of(a, b, s, 8)
+    cells = pairs.outcomes(n)
+    assert np.array_equal(cells.sums(cells.n[None]), pairs.sums(n[None]))
+    pair_of = np.repeat(np.arange(len(cells.starts)), np.diff(np.r_[cells.starts, len(cells.n)]))
+    w = np.concatenate([np.random.default_rng(q).multinomial(int(n.sum()), cells.n / n.sum(), size=bt.DRAW_BLOCK)
+                        for q in np.random.SeedSequence(11).spawn(3)])
+    ref = bt.to_rating(dense_reference(pairs.i[pair_of], pairs.j[pair_of], cells.score, w, 8), BTParams())
     assert np.abs(first.samples - ref).max() < 1e-4
+
+
+def test_merged_cell_bootstrap_has_fastchats_distribution():
+    """Merged (pair, outcome) cells give the same resampled ratings, in distribution, as FastChat's
+    multinomial over the ordered (a, b, outcome) cells."""
+    battles = random_battles(6, 3000, seed=8)
+    ours = bradley_terry(battles, rounds=2000, seed=1).samples
+    a, b, s, n = bt._cells(battles)
+    w = np.random.default_rng(2).multinomial(int(n.sum()), n / n.sum(), size=2000)
+    ref = bt.to_rating(fit_strengths(a, b, s, w, 6), BTParams())
+    width = np.percentile(ref, 97.5, axis=0) - np.percentile(ref, 2.5, axis=0)
+    for q in (2.5, 50, 97.5):
+        assert (np.abs(np.percentile(ours, q, axis=0) - np.percentile(ref, q, axis=0)) < 0.1 * width).all()
+    assert (np.abs(ours.std(axis=0) / ref.std(axis=0) - 1) < 0.1).all()
+
+
+def test_chord_steps_reach_newtons_optimum():
+    battles = random_battles(12, 5000, seed=9)
+    a, b, s, n = bt._cells(battles)
+    boot = bradley_terry(battles, rounds=40, seed=3)
+    pairs = bt._Pairs.of(a, b, s, 12)
+    cells = pairs.outcomes(n)
+    pair_of = np.repeat(np.arange(len(cells.starts)), np.diff(np.r_[cells.starts, len(cells.n)]))
+    draws = np.concatenate([np.random.default_rng(q).multinomial(int(n.sum()), cells.n / n.sum(), size=bt.DRAW_BLOCK)
+                            for q in np.random.SeedSequence(3).spawn(4)])
+    newton = fit_strengths(pairs.i[pair_of], pairs.j[pair_of], cells.score, draws, 12, method="newton")
+    assert np.abs(boot.samples - bt.to_rating(newton, BTParams())).max() < 1e-6
 
 
 def test_bad_method_is_refused():

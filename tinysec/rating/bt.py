@@ -1,14 +1,17 @@
 """Bradley-Terry ratings by maximum likelihood, with vectorised bootstrap confidence intervals.
 
 P(a beats b) = 1 / (1 + base^((R_b - R_a) / scale)); a tie counts as half a win each way.
-Battles are aggregated into (a, b, outcome) cells, so a bootstrap resample is one multinomial
-draw of cell counts. Each resample is then reduced to its unordered model pairs (battle count and
-score per pair), and gradient and Hessian are built by scatter-adds over the pair indices, which
-costs O(pairs + models^2) per round and Newton step. Up to ``NEWTON_MAX_MODELS`` models all rounds
-of a chunk take damped Newton steps together on a (rounds x models x models) stack; above it each
-round is fitted by scipy's L-BFGS-B with the analytic gradient (no models^2 memory). A small L2
-penalty (``l2``, on the natural-log strengths) keeps the optimum finite when a resample gives some
-model only wins or only losses; the mean rating is ``initial``.
+The fit only needs, per unordered model pair (i < j), the battle count and model i's score, so
+battles are merged into (pair, outcome for i) cells and a bootstrap resample is one multinomial
+draw of those cell counts. That is the same distribution as FastChat's draw over ordered
+(a, b, outcome) cells, because merging the cells of a multinomial gives a multinomial. Gradient
+and Hessian are built by scatter-adds over the pair indices, O(pairs + models^2) per round and
+step. Up to ``NEWTON_MAX_MODELS`` models the resamples of a chunk are fitted together on a
+(rounds x models x models) stack: chord steps with the inverse Hessian of the point estimate,
+then damped Newton steps for any round the chord steps leave unconverged; above it each round is
+fitted by scipy's L-BFGS-B with the analytic gradient (no models^2 memory). A small L2 penalty
+(``l2``, on the natural-log strengths) keeps the optimum finite when a resample gives some model
+only wins or only losses; the mean rating is ``initial``.
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ from .battles import Battles
 # models x 1M battles x 100 rounds Newton took 4.5 s and L-BFGS 85 s (busy 2-core machine); the
 # limit sits where a round's Hessian is 8 MB and its solve about 0.3 GFLOP (not measured there).
 NEWTON_MAX_MODELS = 1000
+# Chord steps before the rounds still moving get Newton steps; a round whose step does not shrink
+# by at least this factor from one chord step to the next gets Newton steps at once.
+CHORD_MAX_ITER = 40
+CHORD_CONTRACTION = 0.5
 # L-BFGS: stop when the largest gradient entry of the per-battle mean log-likelihood is below this.
 LBFGS_GTOL = 1e-11
 LBFGS_MAX_ITER = 5000
 # Working memory one bootstrap chunk may use (weights, pair sums, Hessian stack), in bytes.
 CHUNK_BYTES = 256 * 2**20
+# Bootstrap rounds per random generator: block k is drawn from child k of SeedSequence(seed), so
+# the draws depend on the seed only, not on the chunking or on the number of drawing threads.
+DRAW_BLOCK = 10
+DRAW_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,24 @@ def _cells(battles: Battles) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return pair // m, pair % m, half / 2.0, counts.astype(np.float64)
 
 
+def _reduce_by(w: np.ndarray, starts: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per round, sums of ``w`` and of ``w * score`` over the column runs that begin at ``starts``."""
+    return np.add.reduceat(w, starts, axis=1), np.add.reduceat(w * score, starts, axis=1)
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    """Battle counts merged by (unordered pair, outcome for model i), sorted by pair: ``score`` is
+    model i's score in the cell (0, 0.5 or 1), ``n`` its count, ``starts`` each pair's first cell."""
+    score: np.ndarray
+    n: np.ndarray
+    starts: np.ndarray
+
+    def sums(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per round and pair: battle count and score of model i (both rounds x pairs)."""
+        return _reduce_by(w, self.starts, self.score)
+
+
 @dataclass(frozen=True)
 class _Pairs:
     """Cells grouped by unordered model pair (i < j): ``order`` sorts the cells by pair, ``starts``
@@ -90,10 +119,19 @@ class _Pairs:
 
     def sums(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per round and pair: battle count W and score S of model i (both rounds x pairs)."""
-        wo = w[:, self.order]
-        count = np.add.reduceat(wo, self.starts, axis=1)
-        score = np.add.reduceat(wo * self.s_i[self.order], self.starts, axis=1)
-        return count, score
+        return _reduce_by(w[:, self.order], self.starts, self.s_i[self.order])
+
+    def outcomes(self, n: np.ndarray) -> _Outcomes:
+        """The cell counts ``n`` (all positive) merged by (pair, outcome for model i)."""
+        first = np.zeros(len(self.order), dtype=np.int64)
+        first[self.starts] = 1
+        pair = np.empty_like(first)
+        pair[self.order] = np.cumsum(first) - 1
+        key = pair * 3 + np.round(self.s_i * 2).astype(np.int64)
+        merged = np.bincount(key, n, 3 * len(self.i))
+        keep = np.flatnonzero(merged)
+        kp = keep // 3
+        return _Outcomes((keep % 3) / 2.0, merged[keep], np.flatnonzero(np.r_[True, kp[1:] != kp[:-1]]))
 
 
 def _scatter(g: np.ndarray, i: np.ndarray, j: np.ndarray, n_models: int, sign: float = -1.0) -> np.ndarray:
@@ -106,31 +144,68 @@ def _scatter(g: np.ndarray, i: np.ndarray, j: np.ndarray, n_models: int, sign: f
     return out.reshape(r, n_models)
 
 
-def _newton(pairs: _Pairs, count: np.ndarray, score: np.ndarray, n_models: int, lam: float,
-            params: BTParams, init: np.ndarray) -> np.ndarray:
-    """Damped Newton steps on all rounds together from ``init``; Hessian = graph Laplacian + lam I."""
+def _gradient(pairs: _Pairs, theta: np.ndarray, count: np.ndarray, score: np.ndarray, n_models: int,
+              lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of the penalised log-likelihood per round, and each pair's win probability for i."""
+    p = expit(theta[:, pairs.i] - theta[:, pairs.j])
+    return _scatter(score - count * p, pairs.i, pairs.j, n_models) - lam * theta, p
+
+
+def _neg_hessian(pairs: _Pairs, count: np.ndarray, p: np.ndarray, n_models: int, lam: float) -> np.ndarray:
+    """Minus the Hessian per round (rounds x models x models): the graph Laplacian of the pair
+    curvatures count * p * (1 - p), plus lam on the diagonal."""
     i, j, m = pairs.i, pairs.j, n_models
-    rounds = count.shape[0]
-    theta = np.broadcast_to(init, (rounds, m)).copy()
-    diag, off_ij, off_ji = np.arange(m) * (m + 1), i * m + j, j * m + i
-    active = np.arange(rounds)
+    curv = count * p * (1.0 - p)
+    hess = np.zeros((len(count), m * m))
+    hess[:, i * m + j] = -curv
+    hess[:, j * m + i] = -curv
+    hess[:, np.arange(m) * (m + 1)] = _scatter(curv, i, j, m, sign=1.0) + lam
+    return hess.reshape(-1, m, m)
+
+
+def _damped(step: np.ndarray, params: BTParams) -> tuple[np.ndarray, np.ndarray]:
+    """The steps scaled so that no entry exceeds ``max_step``, and each round's undamped size."""
+    size = np.abs(step).max(axis=1)
+    return step * np.minimum(1.0, params.max_step / np.maximum(size, 1e-300))[:, None], size
+
+
+def _newton(pairs: _Pairs, count: np.ndarray, score: np.ndarray, n_models: int, lam: float,
+            params: BTParams, theta: np.ndarray) -> np.ndarray:
+    """Damped Newton steps on all rounds together from ``theta`` (rounds x models)."""
+    theta = theta.copy()
+    active = np.arange(len(theta))
     for _ in range(params.max_iter):
-        th, w, sc = theta[active], count[active], score[active]
-        p = expit(th[:, i] - th[:, j])
-        grad = _scatter(sc - w * p, i, j, m) - lam * th
-        curv = w * p * (1.0 - p)
-        hess = np.zeros((len(active), m * m))
-        hess[:, off_ij] = -curv
-        hess[:, off_ji] = -curv
-        hess[:, diag] = _scatter(curv, i, j, m, sign=1.0) + lam
-        step = np.linalg.solve(hess.reshape(-1, m, m), grad[..., None])[..., 0]
-        big = np.abs(step).max(axis=1, keepdims=True)
-        step *= np.minimum(1.0, params.max_step / np.maximum(big, 1e-300))
+        th, w = theta[active], count[active]
+        grad, p = _gradient(pairs, th, w, score[active], n_models, lam)
+        step = np.linalg.solve(_neg_hessian(pairs, w, p, n_models, lam), grad[..., None])[..., 0]
+        step, size = _damped(step, params)
         theta[active] = th + step
-        active = active[np.abs(step).max(axis=1) >= params.tol]
+        active = active[size >= params.tol]
         if not len(active):
             break
     return theta
+
+
+def _chord(pairs: _Pairs, count: np.ndarray, score: np.ndarray, n_models: int, lam: float,
+           params: BTParams, init: np.ndarray, h_inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steps ``grad @ h_inv`` (one inverse Hessian for every round) from ``init``. Returns theta and
+    the rounds left for Newton: those still moving after ``CHORD_MAX_ITER`` steps and those whose
+    step stopped shrinking by ``CHORD_CONTRACTION``; the converged ones share Newton's optimum."""
+    theta = np.broadcast_to(init, (len(count), n_models)).copy()
+    active, prev = np.arange(len(count)), np.full(len(count), np.inf)
+    to_newton = []
+    for _ in range(CHORD_MAX_ITER):
+        th = theta[active]
+        grad, _ = _gradient(pairs, th, count[active], score[active], n_models, lam)
+        step, size = _damped(grad @ h_inv, params)
+        theta[active] = th + step
+        stalled = size > CHORD_CONTRACTION * prev[active]
+        prev[active] = size
+        to_newton.append(active[stalled & (size >= params.tol)])
+        active = active[~stalled & (size >= params.tol)]
+        if not len(active):
+            break
+    return theta, np.concatenate([*to_newton, active])
 
 
 def _lbfgs_one(i: np.ndarray, j: np.ndarray, w: np.ndarray, sc: np.ndarray, n_models: int,
@@ -165,26 +240,41 @@ def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarr
     """
     pairs = _Pairs.of(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
                       np.asarray(s, dtype=np.float64), n_models)
+    count, score = pairs.sums(np.atleast_2d(np.asarray(weights, dtype=np.float64)))
     # many small solves: BLAS threads cost far more than they give (40x slower on a busy 2-core box)
     with threadpool_limits(1, user_api="blas"):
-        return _fit(pairs, weights, n_models, params, method, init)
+        return _fit(pairs, count, score, n_models, params, method, init)
 
 
-def _fit(pairs: _Pairs, weights: np.ndarray, n_models: int, params: BTParams, method: str,
-         init: np.ndarray | None) -> np.ndarray:
-    """:func:`fit_strengths` on cells already grouped by pair."""
+def _penalty(count: np.ndarray, params: BTParams) -> float:
+    """The L2 weight, scaled with the data size (median battles per round)."""
+    return params.l2 * max(1.0, float(np.median(count.sum(axis=1))))
+
+
+def _uses_newton(method: str, n_models: int) -> bool:
     if method not in ("auto", "newton", "lbfgs"):
         raise ValueError(f"method must be auto, newton or lbfgs, got {method!r}")
-    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    return method == "newton" or (method == "auto" and n_models <= NEWTON_MAX_MODELS)
+
+
+def _fit(pairs: _Pairs, count: np.ndarray, score: np.ndarray, n_models: int, params: BTParams, method: str,
+         init: np.ndarray | None, h_inv: np.ndarray | None = None) -> np.ndarray:
+    """:func:`fit_strengths` on per-pair sums; with ``h_inv`` (Newton only) chord steps come first."""
+    newton = _uses_newton(method, n_models)
     if len(pairs.i) == 0:
-        return np.zeros((w.shape[0], n_models))
-    lam = params.l2 * max(1.0, float(np.median(w.sum(axis=1))))  # penalty scaled with the data size
+        return np.zeros((count.shape[0], n_models))
+    lam = _penalty(count, params)
     init = np.zeros(n_models) if init is None else np.asarray(init, dtype=np.float64)
-    count, score = pairs.sums(w)
-    if method == "newton" or (method == "auto" and n_models <= NEWTON_MAX_MODELS):
-        return _newton(pairs, count, score, n_models, lam, params, init)
-    return np.stack([_lbfgs_one(pairs.i, pairs.j, count[k], score[k], n_models, lam, init)
-                     for k in range(len(count))])
+    if not newton:
+        return np.stack([_lbfgs_one(pairs.i, pairs.j, count[k], score[k], n_models, lam, init)
+                         for k in range(len(count))])
+    if h_inv is None:
+        return _newton(pairs, count, score, n_models, lam, params, np.broadcast_to(init, (len(count), n_models)))
+    theta, rest = _chord(pairs, count, score, n_models, lam, params, init, h_inv)
+    if len(rest):
+        start = np.where(np.isfinite(theta[rest]).all(axis=1, keepdims=True), theta[rest], init)
+        theta[rest] = _newton(pairs, count[rest], score[rest], n_models, lam, params, start)
+    return theta
 
 
 def to_rating(theta: np.ndarray, params: BTParams = BTParams()) -> np.ndarray:
@@ -194,41 +284,64 @@ def to_rating(theta: np.ndarray, params: BTParams = BTParams()) -> np.ndarray:
 
 
 def _chunk_sizes(n_cells: int, n_models: int, rounds: int, chunk: int) -> list[int]:
-    """Rounds per bootstrap chunk: at most ``chunk``, a working set within ``CHUNK_BYTES``, and
-    about 8 chunks when there are 80 rounds or more, so that drawing and fitting overlap."""
+    """Rounds per bootstrap chunk: a multiple of ``DRAW_BLOCK`` (the last one may be short), at most
+    ``chunk`` (rounded up to a block), a working set within ``CHUNK_BYTES``, and about 8 chunks
+    when there are 80 rounds or more, so that drawing and fitting overlap."""
     per_round = 8 * (4 * n_cells + 3 * n_models * n_models)
     step = max(1, min(chunk, CHUNK_BYTES // per_round, max(10, -(-rounds // 8))))
+    step = -(-step // DRAW_BLOCK) * DRAW_BLOCK
     return [min(step, rounds - start) for start in range(0, rounds, step)]
+
+
+def _draw_blocks(pool: ThreadPoolExecutor, seeds: list, total: int, p: np.ndarray, first: int, rounds: int) -> list:
+    """Futures of the count draws of rounds ``first`` .. ``first + rounds`` (``first`` a block start)."""
+    out = []
+    for start in range(first, first + rounds, DRAW_BLOCK):
+        size = min(DRAW_BLOCK, first + rounds - start)
+        out.append(pool.submit(np.random.default_rng(seeds[start // DRAW_BLOCK]).multinomial, total, p, size))
+    return out
 
 
 def bradley_terry(battles: Battles, params: BTParams = BTParams(), rounds: int = 1000, seed: int = 0,
                   ci: float = 0.95, chunk: int = 500, method: str = "auto") -> BTResult:
     """Point ratings on all battles, plus percentile CIs over ``rounds`` bootstrap resamples.
 
-    Resample k draws every cell's count from one multinomial over the cells (as FastChat's
-    ``compute_bootstrap_bt`` does, from one generator seeded with ``seed``, so the draws do not
-    depend on the chunking). A helper thread draws the counts chunk by chunk while this one fits
-    the point estimate and then each chunk, starting from the point estimate; ``method`` is passed
-    to :func:`fit_strengths`.
+    Resample k draws the (pair, outcome) cell counts from one multinomial with the battle total
+    and the observed cell shares (FastChat's ``compute_bootstrap_bt`` resampling; see the module
+    docstring). Rounds are drawn in blocks of ``DRAW_BLOCK``, block k from child k of
+    ``SeedSequence(seed)``, by ``DRAW_THREADS`` helper threads one chunk ahead of the fitting, so the
+    samples depend on ``seed`` only. Each chunk is fitted from the point estimate; ``method`` is
+    passed to :func:`fit_strengths`.
     """
     a, b, s, n = _cells(battles)
     m = len(battles.models)
-    if rounds <= 0:
-        return BTResult(to_rating(fit_strengths(a, b, s, n[None], m, params, method), params)[0])
+    if not len(n):  # no battles: every model at the initial rating
+        flat = np.full(m, params.initial)
+        return BTResult(flat, *((flat, flat, np.tile(flat, (rounds, 1))) if rounds > 0 else ()))
     pairs = _Pairs.of(a, b, s, m)
-    rng = np.random.default_rng(seed)
-    total = int(n.sum())
-    sizes = _chunk_sizes(len(n), m, rounds, chunk)
+    cells = pairs.outcomes(n)
+    count, score = cells.sums(cells.n[None])
+    with threadpool_limits(1, user_api="blas"):
+        theta = _fit(pairs, count, score, m, params, method, None)
+        if rounds <= 0:
+            return BTResult(to_rating(theta, params)[0])
+        h_inv = None
+        if _uses_newton(method, m):
+            lam = _penalty(count, params)
+            h_inv = np.linalg.inv(_neg_hessian(pairs, count, _gradient(pairs, theta, count, score, m, lam)[1], m, lam)[0])
+    total, share = int(cells.n.sum()), cells.n / max(cells.n.sum(), 1.0)
+    seeds = np.random.SeedSequence(seed).spawn(-(-rounds // DRAW_BLOCK))
+    sizes = _chunk_sizes(len(cells.n), m, rounds, chunk)
+    firsts = np.cumsum([0, *sizes])
     samples = []
-    with ThreadPoolExecutor(1) as pool, threadpool_limits(1, user_api="blas"):  # draws run in order
-        draws = [pool.submit(rng.multinomial, total, n / total, size) for size in sizes[:2]]
-        theta = _fit(pairs, n, m, params, method, None)
+    with ThreadPoolExecutor(DRAW_THREADS) as pool, threadpool_limits(1, user_api="blas"):
+        ahead = [_draw_blocks(pool, seeds, total, share, firsts[k], sizes[k]) for k in range(min(2, len(sizes)))]
         for k in range(len(sizes)):
-            w = draws[k].result()
-            draws[k] = None  # at most two chunks of counts alive
+            w = np.concatenate([f.result() for f in ahead[k]]).astype(np.float64)
+            ahead[k] = None  # at most two chunks of counts alive
             if k + 2 < len(sizes):
-                draws.append(pool.submit(rng.multinomial, total, n / total, sizes[k + 2]))
-            samples.append(to_rating(_fit(pairs, w, m, params, method, theta[0]), params))
+                ahead.append(_draw_blocks(pool, seeds, total, share, firsts[k + 2], sizes[k + 2]))
+            samples.append(to_rating(_fit(pairs, *cells.sums(w), m, params, method, theta[0], h_inv), params))
     samples = np.concatenate(samples)
     lo, hi = 50 * (1 - ci), 50 * (1 + ci)
     return BTResult(to_rating(theta, params)[0], np.percentile(samples, lo, axis=0),
