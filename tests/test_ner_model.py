@@ -136,6 +136,21 @@ def test_gradient_masker_clips_at_running_quantile():
     assert masker.tau[0].item() == pytest.approx(0.5 * tau + 0.05, rel=1e-4)
 
 
+def test_gradient_masker_quantile_and_clip_match_torch():
+    gen = torch.Generator().manual_seed(0)
+    for n, q in ((7, 0.5), (1000, 0.9), (65536, 0.99), (70001, 0.99)):
+        mag = torch.rand(n, generator=gen)
+        masker = GradientMasker([torch.nn.Parameter(torch.zeros(1))], quantile=q)
+        assert masker._quantile(mag).item() == pytest.approx(torch.quantile(mag, q).item(), rel=1e-6)
+    p = torch.nn.Parameter(torch.zeros(5000))
+    p.grad = torch.randn(5000, generator=gen)
+    before = p.grad.clone()
+    masker = GradientMasker([p], quantile=0.95)
+    masker()
+    tau = masker.tau[0]
+    assert torch.equal(p.grad, torch.where(before.abs() > tau, before.sign() * tau, before))
+
+
 def test_consistency_kl():
     em = torch.randn(2, 3, 5)
     pairs = [(0, 0, 0), (1, 2, 1)]

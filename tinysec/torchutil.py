@@ -1,8 +1,9 @@
 """Training helpers shared by the instruction fine-tuning (``models/train.py``) and the NER tagger
-training (``ner/train.py``): length-grouped batching, peak memory and step timing.
+training (``ner/train.py``) and the CTI encoder (``cti/encoder.py``): length-grouped batching, the
+optimizer, peak memory and step timing.
 
-Imports nothing from the sub-packages (so both can use it without an import cycle) and imports
-torch only inside :func:`peak_memory_mb`.
+Imports nothing from the sub-packages (so all can use it without an import cycle) and imports
+torch only inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: random.
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def adamw(params, **kwargs):
+    """``torch.optim.AdamW`` with its fused kernel: one pass over each tensor per step. On CPU the
+    default per-tensor loop took 0.85 s per step for SmolLM2-135M's 128M weights, fused 0.13 s
+    (1 thread); ``transformers.Trainer`` uses the fused kernel by default too."""
+    import torch
+
+    return torch.optim.AdamW(params, fused=True, **kwargs)
 
 
 def peak_memory_mb(device: str) -> float:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..io import InputError, read_json, write_json
 from ..schema import schema_defaults
-from ..torchutil import length_grouped_batches
+from ..torchutil import adamw, length_grouped_batches
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ def train_loop(model, batches: Sequence[tuple[list[list[int]], np.ndarray]], s: 
     import torch
 
     enc = [p for n, p in model.named_parameters() if not n.startswith("head.") and p.requires_grad]
-    opt = torch.optim.AdamW([{"params": enc, "lr": s["lr"]}, {"params": model.head.parameters(), "lr": s["head_lr"]}],
-                            weight_decay=s["weight_decay"])
+    opt = adamw([{"params": enc, "lr": s["lr"]}, {"params": model.head.parameters(), "lr": s["head_lr"]}],
+                weight_decay=s["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: max(0.0, 1.0 - k / max(1, epochs_steps)))
     loss_fn = torch.nn.BCEWithLogitsLoss()
     model.train()

@@ -41,7 +41,7 @@ from typing import Any
 
 from ..io import InputError, read_json, write_json
 from ..schema import schema_defaults
-from ..torchutil import StepClock, length_grouped_batches, peak_memory_mb
+from ..torchutil import StepClock, adamw, length_grouped_batches, peak_memory_mb
 from .prompts import IGNORE_INDEX, prompt_format
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ def _setup(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], h
     trainable, total = count_params(model)
     wrapper = _answer_loss_module(model)
     params = [p for p in wrapper.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    optimizer = adamw(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
 
     per_step = hp["batch_size"] * hp["grad_accum"] * accelerator.num_processes
     total_steps = math.ceil(len(examples) / per_step) * hp["epochs"]

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io import InputError, iter_records, write_json
-from ..torchutil import length_grouped_batches, peak_memory_mb
+from ..torchutil import adamw, length_grouped_batches, peak_memory_mb
 from .model import EncoderCRFTagger, encode_words, load_tokenizer
 from .settings import ABLATIONS, VARIANTS, TrainSettings, variant_settings  # noqa: F401 (re-exported)
 
@@ -54,8 +54,10 @@ class GradientMasker:
         g'    = sign(g) * min(|g|, tau_t)
 
     So the coordinates whose gradient is unusually large compared with that tensor's recent
-    history (the high-sensitivity ones) are attenuated to the threshold; the rest pass unchanged.
-    Returns the share of entries clipped, for logging.
+    history (the high-sensitivity ones) are attenuated to the threshold; the rest pass unchanged
+    (``g'`` is ``g`` clamped to ``[-tau_t, tau_t]``, one in-place pass). The quantile is linear
+    interpolation between order statistics, as ``torch.quantile``, read off a top-k of the sample.
+    Returns the share of the (sampled) entries above the threshold, for logging.
     """
 
     def __init__(self, params, quantile: float = 0.99, momentum: float = 0.9, sample: int = 65536, seed: int = 0):
@@ -66,24 +68,32 @@ class GradientMasker:
         self.tau: dict[int, torch.Tensor] = {}
         self.gen = torch.Generator().manual_seed(seed)
 
+    def _quantile(self, mag: torch.Tensor) -> torch.Tensor:
+        """``torch.quantile(mag, q)`` (linear interpolation) from the largest entries only."""
+        pos = self.quantile * (mag.numel() - 1)
+        lo = math.floor(pos)
+        top = torch.topk(mag, mag.numel() - lo, sorted=True).values  # top[-1] is order statistic lo
+        low, high = top[-1], top[-2] if len(top) > 1 else top[-1]
+        return low + (pos - lo) * (high - low)
+
     @torch.no_grad()
     def __call__(self) -> float:
-        clipped = total = 0
+        above = seen = 0
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            mag = p.grad.detach().abs().flatten()
-            if mag.numel() > self.sample:
-                idx = torch.randint(mag.numel(), (self.sample,), generator=self.gen).to(mag.device)
-                mag = mag[idx]
-            q = torch.quantile(mag.float(), self.quantile)
+            flat = p.grad.detach().flatten()
+            if flat.numel() > self.sample:
+                flat = flat[torch.randint(flat.numel(), (self.sample,), generator=self.gen).to(flat.device)]
+            mag = flat.abs().float()
+            q = self._quantile(mag)
             tau = q if i not in self.tau else self.momentum * self.tau[i] + (1 - self.momentum) * q
             self.tau[i] = tau
-            over = p.grad.abs() > tau
-            clipped += int(over.sum())
-            total += over.numel()
-            p.grad.copy_(torch.where(over, p.grad.sign() * tau.to(p.grad.dtype), p.grad))
-        return clipped / max(total, 1)
+            above += int((mag > tau).sum())
+            seen += mag.numel()
+            t = float(tau)
+            p.grad.clamp_(-t, t)
+        return above / max(seen, 1)
 
 
 def consistency_kl(clean_em: torch.Tensor, adv_em: torch.Tensor, pairs: list[tuple[int, int, int]]) -> torch.Tensor:
@@ -167,7 +177,7 @@ def _make_optimizer(model: EncoderCRFTagger, s: TrainSettings) -> torch.optim.Ad
     head_params = list(model.head.parameters()) + list(model.crf.parameters())
     head_ids = {id(p) for p in head_params}
     enc_params = [p for p in model.parameters() if id(p) not in head_ids]
-    return torch.optim.AdamW([
+    return adamw([
         {"params": [p for p in enc_params if p.ndim >= 2], "lr": s.lr, "weight_decay": s.weight_decay},
         {"params": [p for p in enc_params if p.ndim < 2], "lr": s.lr, "weight_decay": 0.0},
         {"params": head_params, "lr": s.head_lr, "weight_decay": 0.0},
