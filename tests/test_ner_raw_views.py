@@ -183,7 +183,15 @@ def test_nmap_normal_output_matches_the_scan_it_reports(records):
     for rec in text_recs:
         raw, hosts = rec["raw"], rec["parsed"]["hosts"]
         assert detect_format(raw) == "nmap_text" and tagger_view(raw) == ("nmap_text", raw, None)
-        assert raw.startswith("Starting Nmap 7.94SVN ( https://nmap.org ) at ")
+        if raw.startswith("# Nmap"):  # -oN written to a file: comment header with the command line, and footer
+            seen["file"] += 1
+            head, tail = raw.splitlines()[0], raw.rstrip("\n").splitlines()[-1]
+            assert re.match(r"^# Nmap 7\.94SVN scan initiated \w{3} \w{3} \d\d \d\d:\d\d:\d\d \d{4} as: "
+                            r"(/usr/bin/)?nmap .* -oN - ", head) and head.endswith(" " + rec["target"])
+            assert re.match(r"^# Nmap done at .* -- \d+ IP address", tail)
+        else:
+            seen["terminal"] += 1
+            assert raw.startswith("Starting Nmap 7.94SVN ( https://nmap.org ) at ") and "\nNmap done: " in raw
         reports = raw.split("Nmap scan report for ")[1:]
         assert len(reports) == len(hosts)
         for block, host in zip(reports, hosts):
@@ -198,12 +206,14 @@ def test_nmap_normal_output_matches_the_scan_it_reports(records):
             seen["os"] += bool(host["os"]) and f"OS details: {host['os'][0]['name']}" in block
             seen["fingerprint"] += "\nSF:" in block and "SF-Port" in block
         seen["multi"] += len(hosts) > 1
-        assert re.search(rf"\nNmap done: \d+ IP address(es)? \({len(hosts)} hosts? up\) scanned in [\d.]+ seconds\n$", raw)
+        assert re.search(rf"\n(# )?Nmap done(:| at .* --) \d+ IP address(es)? \({len(hosts)} hosts? up\) "
+                         rf"scanned in [\d.]+ seconds\n$", raw)
         seen["cidr"] += rec["target"].endswith(("/28", "/29", "/30"))
         if "Nmap scan report for localhost (127.0.0.1)" in raw:  # loopback scans, as the real-scan check runs
             seen["loopback"] += 1
             assert {"type": "IP", "text": "127.0.0.1"} in rec["gold_entities"]
     assert seen["os"] and seen["fingerprint"] and seen["multi"] and seen["cidr"] and seen["loopback"], seen
+    assert seen["file"] and seen["terminal"], seen
 
 
 # ---------------------------------------------------------------- dig

@@ -303,7 +303,7 @@ class Generator:
         used.add(port)
         extra = self.rng.choice(item["extrainfo"])
         ostype = "Windows" if "Microsoft" in item["product"] else (
-            "Linux" if any(w in extra + item["banner"] for w in ("Ubuntu", "Debian", "Linux")) else None)
+            "Linux" if any(w in f"{extra} {version} {item['banner']}" for w in ("Ubuntu", "Debian", "Linux")) else None)
         cpes = [self.fill(item["cpe"], version=version.split()[0] if version else "")]
         if ostype:
             cpes.append("cpe:/o:microsoft:windows" if ostype == "Windows" else "cpe:/o:linux:linux_kernel")
@@ -376,7 +376,8 @@ class Generator:
             names = [(target, "user"), (ptr, "PTR")] if shape == "name" else [(ptr, "PTR")]
             hosts, total = [self._scan_host(ip, names, options)], 1
         scan = {"options": options, "target": target, "hosts": hosts, "total": total, "start": self.time(),
-                "elapsed": round(r.uniform(2, 240), 2), "as_text": as_text}
+                "elapsed": round(r.uniform(2, 240), 2), "as_text": as_text,
+                "as_file": as_text and r.random() < 0.5, "binary": r.choice(("nmap", "/usr/bin/nmap"))}
         xml = nmap_xml_output(scan)
         raw = nmap_normal_output(scan) if as_text else xml
         return make_record("nmap", target, raw, parse_nmap_xml(xml), tool_version="synthetic", synthetic=True,
@@ -478,9 +479,8 @@ def _done_summary(scan: dict) -> str:
 def nmap_xml_output(scan: dict) -> str:
     """The scan as nmap 7.94 writes it with ``-oX``."""
     t0, elapsed = int(scan["start"].timestamp()), int(scan["elapsed"])
-    out = "scan.xml -oN -" if scan["as_text"] else "-"
-    args = " ".join(["nmap", *scan["options"], "-oX", out, scan["target"]])
-    end = _dt.datetime.fromtimestamp(t0 + elapsed, _dt.timezone.utc).strftime("%a %b %d %H:%M:%S %Y")
+    args = _command(scan, "-oX", "scan.xml -oN -" if scan["as_text"] else "-")
+    end = _ctime(scan, elapsed)
     up = len(scan["hosts"])
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n<?xml-stylesheet '
             f'href="file:///usr/bin/../share/nmap/nmap.xsl" type="text/xsl"?>\n'
@@ -538,16 +538,35 @@ def _text_host(h: dict, as_name: bool) -> list[str]:
 
 
 def nmap_normal_output(scan: dict) -> str:
-    """The scan as nmap 7.94 prints it (``-oN -``, the terminal's normal output)."""
-    when = scan["start"].strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Starting Nmap 7.94SVN ( https://nmap.org ) at {when}"]
+    """The scan as nmap 7.94 prints it in normal output: on the terminal (``Starting Nmap`` ...
+    ``Nmap done:``) or, when ``scan["as_file"]``, as ``-oN`` writes it (a ``# Nmap ... scan
+    initiated ... as: <command line>`` comment first and a ``# Nmap done at`` comment last)."""
+    lines = []
+    if scan.get("as_file"):
+        lines.append(f"# Nmap 7.94SVN scan initiated {_ctime(scan, 0)} as: {_command(scan, '-oN', '-')}")
+    else:
+        lines.append(f"Starting Nmap 7.94SVN ( https://nmap.org ) at {scan['start'].strftime('%Y-%m-%d %H:%M UTC')}")
     as_name = not scan["target"][0].isdigit()
     for h in scan["hosts"]:
         lines += _text_host(h, as_name) + [""]
     detection = "OS and Service" if any(h["os"] for h in scan["hosts"]) else "Service"
-    lines += [f"{detection} detection performed. Please report any incorrect results at https://nmap.org/submit/ .",
-              f"Nmap done: {_done_summary(scan)}", ""]
+    lines.append(f"{detection} detection performed. Please report any incorrect results at https://nmap.org/submit/ .")
+    if scan.get("as_file"):
+        lines += [f"# Nmap done at {_ctime(scan, int(scan['elapsed']))} -- {_done_summary(scan)}", ""]
+    else:
+        lines += [f"Nmap done: {_done_summary(scan)}", ""]
     return "\n".join(lines)
+
+
+def _ctime(scan: dict, offset: int) -> str:
+    """The scan's start plus ``offset`` seconds, in nmap's ctime format (UTC)."""
+    t = _dt.datetime.fromtimestamp(int(scan["start"].timestamp()) + offset, _dt.timezone.utc)
+    return t.strftime("%a %b %d %H:%M:%S %Y")
+
+
+def _command(scan: dict, flag: str, out: str) -> str:
+    """The nmap command line of the scan, writing ``flag out``."""
+    return " ".join([scan.get("binary", "nmap"), *scan["options"], flag, out, scan["target"]])
 
 
 def source_counts(n_records: int, mix: dict[str, float]) -> dict[str, int]:
