@@ -37,6 +37,12 @@ from tinysec.ner.tokenize import word_spans
     ("8.4p1", "VERSION", True),
     ("v2.4.54", "VERSION", True),
     ("2.4.54-ubuntu1", "VERSION", True),
+    ("8.9p1 Ubuntu 3ubuntu0.10", "VERSION", True),
+    ("9.2p1 Debian 2+deb12u3", "VERSION", True),
+    ("1.14.0 or later", "VERSION", True),
+    ("3.X - 4.X", "VERSION", True),
+    ("8.9p1 Ubuntu", "VERSION", False),
+    ("1.2.3 -", "VERSION", False),
     ("nginx", "VERSION", False),
     ("1..2", "VERSION", False),
     ("Example Corp", "ORG", True),  # no pattern for ORG: always valid

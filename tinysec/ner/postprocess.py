@@ -33,7 +33,11 @@ DOMAIN = re.compile(rf"^(?=.{{4,253}}\.?$)(?:{_LABEL}\.)+[A-Za-z][A-Za-z0-9-]{{0
 _IPV6_CHARS = re.compile(r"^[0-9A-Fa-f:.]{2,45}$")
 URL = re.compile(rf"^(?:https?|ftp)://(?:{_LABEL}\.)*{_LABEL}(?::\d{{1,5}})?(?:[/?#]\S*)?$|"
                  rf"^(?:https?|ftp)://\[[0-9A-Fa-f:.]+\](?::\d{{1,5}})?(?:[/?#]\S*)?$")
-VERSION = re.compile(r"^[vV]?\d+(?:\.\d+)*(?:[-_.+~]?[A-Za-z0-9]+)*$")
+_VERSION_TOKEN = r"[vV]?\d+(?:\.(?:\d+|[xX]))*(?:[-_.+~]?[A-Za-z0-9]+)*"
+# nmap's version field: a version, a range ("3.X - 4.X") or "or later", then a distribution build
+# ("8.9p1 Ubuntu 3ubuntu0.10", "9.2p1 Debian 2+deb12u3")
+VERSION = re.compile(rf"^{_VERSION_TOKEN}(?: - {_VERSION_TOKEN}| or (?:later|earlier))?"
+                     rf"(?: [A-Z][A-Za-z]+ [0-9][A-Za-z0-9.+~:-]*)?$")
 
 
 def is_ipv6(text: str) -> bool:

@@ -101,7 +101,9 @@ def _nmap(parsed: dict) -> Iterator[Entity]:
             if addr.get("addrtype") in ("ipv4", "ipv6"):
                 yield "IP", addr.get("addr") or ""
         for hn in host.get("hostnames", []):
-            yield "DOMAIN", hn.get("name") or ""
+            name = hn.get("name") or ""
+            if "." in name.strip("."):  # a single-label host name (localhost) is not a domain name
+                yield "DOMAIN", name
         for port in host.get("ports", []):
             yield "PORT", str(port.get("port", ""))
             yield "STATE", port.get("state") or ""
