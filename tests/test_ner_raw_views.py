@@ -336,9 +336,9 @@ def test_regex_validation_accepts_every_gold_entity(records):
     conventions (nmap version fields such as '8.9p1 Ubuntu 3ubuntu0.10' or '1.14.0 or later')."""
     from tinysec.ner.postprocess import validate
 
-    seen = Counter()
+    spaced_versions = 0
     for rec in records:
         for ent in rec["gold_entities"]:
             assert validate(ent["text"], ent["type"]), (rec["id"], ent)
-            seen[ent["type"]] += " " in ent["text"] and ent["type"] == "VERSION"
-    assert seen["VERSION"] > 0
+            spaced_versions += ent["type"] == "VERSION" and " " in ent["text"]
+    assert spaced_versions > 0

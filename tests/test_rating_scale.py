@@ -50,6 +50,18 @@ def cells_and_resamples(battles, rounds, seed=0):
     return a, b, s, np.vstack([n, w])  # row 0: all battles, then resamples
 
 
+def merged_cell_draws(battles, n_models, seed, blocks):
+    """(i, j, score of i, draws) of bradley_terry's resamples, rebuilt independently: block k of
+    DRAW_BLOCK rounds is a multinomial over the (pair, outcome) cells from child k of SeedSequence(seed)."""
+    a, b, s, n = bt._cells(battles)
+    pairs = bt._Pairs.of(a, b, s, n_models)
+    cells = pairs.outcomes(n)
+    pair_of = np.repeat(np.arange(len(cells.starts)), np.diff(np.r_[cells.starts, len(cells.n)]))
+    draws = np.concatenate([np.random.default_rng(q).multinomial(int(n.sum()), cells.n / n.sum(), size=bt.DRAW_BLOCK)
+                            for q in np.random.SeedSequence(seed).spawn(blocks)])
+    return pairs.i[pair_of], pairs.j[pair_of], cells.score, draws
+
+
 def test_scatter_newton_matches_dense_fit():
     battles = random_battles(7, 3000, seed=1)
     a, b, s, w = cells_and_resamples(battles, rounds=12)
@@ -100,10 +112,7 @@ def test_bootstrap_reproducible_and_independent_of_chunking():
     pairs = bt._Pairs.of(a, b, s, 8)
     cells = pairs.outcomes(n)
     assert np.array_equal(cells.sums(cells.n[None]), pairs.sums(n[None]))
-    pair_of = np.repeat(np.arange(len(cells.starts)), np.diff(np.r_[cells.starts, len(cells.n)]))
-    w = np.concatenate([np.random.default_rng(q).multinomial(int(n.sum()), cells.n / n.sum(), size=bt.DRAW_BLOCK)
-                        for q in np.random.SeedSequence(11).spawn(3)])
-    ref = bt.to_rating(dense_reference(pairs.i[pair_of], pairs.j[pair_of], cells.score, w, 8), BTParams())
+    ref = bt.to_rating(dense_reference(*merged_cell_draws(battles, 8, seed=11, blocks=3), 8), BTParams())
     assert np.abs(first.samples - ref).max() < 1e-4
 
 
@@ -123,14 +132,8 @@ def test_merged_cell_bootstrap_has_fastchats_distribution():
 
 def test_chord_steps_reach_newtons_optimum():
     battles = random_battles(12, 5000, seed=9)
-    a, b, s, n = bt._cells(battles)
     boot = bradley_terry(battles, rounds=40, seed=3)
-    pairs = bt._Pairs.of(a, b, s, 12)
-    cells = pairs.outcomes(n)
-    pair_of = np.repeat(np.arange(len(cells.starts)), np.diff(np.r_[cells.starts, len(cells.n)]))
-    draws = np.concatenate([np.random.default_rng(q).multinomial(int(n.sum()), cells.n / n.sum(), size=bt.DRAW_BLOCK)
-                            for q in np.random.SeedSequence(3).spawn(4)])
-    newton = fit_strengths(pairs.i[pair_of], pairs.j[pair_of], cells.score, draws, 12, method="newton")
+    newton = fit_strengths(*merged_cell_draws(battles, 12, seed=3, blocks=4), 12, method="newton")
     assert np.abs(boot.samples - bt.to_rating(newton, BTParams())).max() < 1e-6
 
 

@@ -542,7 +542,7 @@ def nmap_normal_output(scan: dict) -> str:
     ``Nmap done:``) or, when ``scan["as_file"]``, as ``-oN`` writes it (a ``# Nmap ... scan
     initiated ... as: <command line>`` comment first and a ``# Nmap done at`` comment last)."""
     lines = []
-    if scan.get("as_file"):
+    if scan["as_file"]:
         lines.append(f"# Nmap 7.94SVN scan initiated {_ctime(scan, 0)} as: {_command(scan, '-oN', '-')}")
     else:
         lines.append(f"Starting Nmap 7.94SVN ( https://nmap.org ) at {scan['start'].strftime('%Y-%m-%d %H:%M UTC')}")
@@ -551,7 +551,7 @@ def nmap_normal_output(scan: dict) -> str:
         lines += _text_host(h, as_name) + [""]
     detection = "OS and Service" if any(h["os"] for h in scan["hosts"]) else "Service"
     lines.append(f"{detection} detection performed. Please report any incorrect results at https://nmap.org/submit/ .")
-    if scan.get("as_file"):
+    if scan["as_file"]:
         lines += [f"# Nmap done at {_ctime(scan, int(scan['elapsed']))} -- {_done_summary(scan)}", ""]
     else:
         lines += [f"Nmap done: {_done_summary(scan)}", ""]
@@ -566,7 +566,7 @@ def _ctime(scan: dict, offset: int) -> str:
 
 def _command(scan: dict, flag: str, out: str) -> str:
     """The nmap command line of the scan, writing ``flag out``."""
-    return " ".join([scan.get("binary", "nmap"), *scan["options"], flag, out, scan["target"]])
+    return " ".join([scan["binary"], *scan["options"], flag, out, scan["target"]])
 
 
 def source_counts(n_records: int, mix: dict[str, float]) -> dict[str, int]:
