@@ -20,6 +20,18 @@ def load() -> list[float] | None:
         return None
 
 
+def peak_rss_mib() -> float:
+    """Peak RSS of this process image in MiB: VmHWM, which (unlike ``ru_maxrss``) is not inherited
+    from the parent across fork and exec; ``ru_maxrss`` where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (else what ``platform`` knows)."""
     try:

@@ -29,6 +29,6 @@ def battles_from_frame(df: pd.DataFrame) -> Battles:
     names = np.concatenate([df["model_a"].to_numpy(dtype=object), df["model_b"].to_numpy(dtype=object)])
     idx, models = pd.factorize(names)  # same codes as factorizing the concatenated Series
     n = len(df)
-    codes, kinds = pd.factorize(df["winner"])
-    score = np.array([{"model_a": 1.0, "model_b": 0.0}.get(k, 0.5) for k in kinds])[codes]
+    winner = df["winner"].to_numpy(dtype=object)
+    score = np.where(winner == "model_a", 1.0, np.where(winner == "model_b", 0.0, 0.5))  # anything else: a tie
     return Battles(list(models), idx[:n].astype(np.int64), idx[n:].astype(np.int64), score)

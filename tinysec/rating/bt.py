@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .battles import Battles
 
@@ -134,6 +134,26 @@ class _Pairs:
         return _Outcomes((keep % 3) / 2.0, merged[keep], np.flatnonzero(np.r_[True, kp[1:] != kp[:-1]]))
 
 
+@cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries loaded now (numpy's and scipy's), inspected once per process."""
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """Context limiting BLAS to one thread: many small solves lose far more to BLAS threads than
+    they gain (40x slower on a busy 2-core machine)."""
+    return _blas().limit(limits=1, user_api="blas")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)), in place on a new array; about 3x faster than scipy's expit here."""
+    with np.errstate(over="ignore"):  # exp overflow gives inf, and 1 / inf the right limit 0
+        y = np.exp(-x)
+    y += 1.0
+    return np.reciprocal(y, out=y)
+
+
 def _scatter(g: np.ndarray, i: np.ndarray, j: np.ndarray, n_models: int, sign: float = -1.0) -> np.ndarray:
     """(rounds x pairs) -> (rounds x models): adds g at model i and ``sign * g`` at model j."""
     r = g.shape[0]
@@ -147,7 +167,7 @@ def _scatter(g: np.ndarray, i: np.ndarray, j: np.ndarray, n_models: int, sign: f
 def _gradient(pairs: _Pairs, theta: np.ndarray, count: np.ndarray, score: np.ndarray, n_models: int,
               lam: float) -> tuple[np.ndarray, np.ndarray]:
     """Gradient of the penalised log-likelihood per round, and each pair's win probability for i."""
-    p = expit(theta[:, pairs.i] - theta[:, pairs.j])
+    p = _sigmoid(theta[:, pairs.i] - theta[:, pairs.j])
     return _scatter(score - count * p, pairs.i, pairs.j, n_models) - lam * theta, p
 
 
@@ -219,7 +239,7 @@ def _lbfgs_one(i: np.ndarray, j: np.ndarray, w: np.ndarray, sc: np.ndarray, n_mo
     def loss_and_grad(th):
         d = th[i] - th[j]
         loss = (sc @ np.logaddexp(0.0, -d) + lose @ np.logaddexp(0.0, d) + 0.5 * lam * th @ th) / total
-        g = sc - w * expit(d)
+        g = sc - w * _sigmoid(d)
         grad = np.bincount(j, g, n_models) - np.bincount(i, g, n_models) + lam * th
         return loss, grad / total
 
@@ -241,8 +261,7 @@ def fit_strengths(a: np.ndarray, b: np.ndarray, s: np.ndarray, weights: np.ndarr
     pairs = _Pairs.of(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
                       np.asarray(s, dtype=np.float64), n_models)
     count, score = pairs.sums(np.atleast_2d(np.asarray(weights, dtype=np.float64)))
-    # many small solves: BLAS threads cost far more than they give (40x slower on a busy 2-core box)
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         return _fit(pairs, count, score, n_models, params, method, init)
 
 
@@ -321,7 +340,7 @@ def bradley_terry(battles: Battles, params: BTParams = BTParams(), rounds: int =
     pairs = _Pairs.of(a, b, s, m)
     cells = pairs.outcomes(n)
     count, score = cells.sums(cells.n[None])
-    with threadpool_limits(1, user_api="blas"):
+    with _one_blas_thread():
         theta = _fit(pairs, count, score, m, params, method, None)
         if rounds <= 0:
             return BTResult(to_rating(theta, params)[0])
@@ -334,7 +353,7 @@ def bradley_terry(battles: Battles, params: BTParams = BTParams(), rounds: int =
     sizes = _chunk_sizes(len(cells.n), m, rounds, chunk)
     firsts = np.cumsum([0, *sizes])
     samples = []
-    with ThreadPoolExecutor(DRAW_THREADS) as pool, threadpool_limits(1, user_api="blas"):
+    with ThreadPoolExecutor(DRAW_THREADS) as pool, _one_blas_thread():
         ahead = [_draw_blocks(pool, seeds, total, share, firsts[k], sizes[k]) for k in range(min(2, len(sizes)))]
         for k in range(len(sizes)):
             w = np.concatenate([f.result() for f in ahead[k]]).astype(np.float64)
