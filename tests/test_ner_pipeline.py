@@ -133,7 +133,17 @@ def test_sources_table(tiny_run):
         cells = rows[(rows["source"] != "all") & (rows["rendering"] != "all")]
         total = rows[(rows["source"] == "all") & (rows["rendering"] == "all")].iloc[0]
         assert cells["sentences"].sum() == total["sentences"] and cells["gold_entities"].sum() == total["gold_entities"]
-    assert "'raw' rows the tool output itself" in md
+    assert "'raw' rows the tool output itself" in md and "ece_raw / ece_calibrated are the expected" in md
+    # the pooled row's ECE is the ECE of every entity the robust tagger output on the clean test set
+    from tinysec.ner.calibration import expected_calibration_error
+
+    clean = [r for r in read_jsonl(tiny_run / "results/ner/pred/tiny-bert/robust.jsonl") if r["testset"] == "clean"]
+    pairs = [(e["confidence"], (e["start"], e["end"], e["type"]) in {(g["start"], g["end"], g["type"]) for g in r["gold"]})
+             for r in clean for e in r["pred"] + [x for x in r.get("rejected", []) if x.get("reason") == "confidence"]]
+    robust = df[df["method"].str.contains("robust") & (df["source"] == "all") & (df["rendering"] == "all")].iloc[0]
+    assert robust["ece_calibrated"] == pytest.approx(expected_calibration_error(*zip(*pairs)), abs=1e-4)
+    ece = pd.to_numeric(df["ece_raw"], errors="coerce").dropna()
+    assert len(ece) and ((ece >= 0) & (ece <= 1)).all()
 
 
 def test_ablation_table(tiny_run):

@@ -174,6 +174,18 @@ def test_nmap_xml_parses_with_defusedxml_parser_and_view(records):
                    "servicefp=", "<osmatch ", "extrainfo=", "ostype=", "<cpe>"):
         assert marker in raw, marker
     assert any(len(r["parsed"]["hosts"]) > 1 for r in xml_recs)
+    ended = 0
+    for rec in xml_recs:  # the command line as nmap writes it: in a comment and the args attribute
+        comment = re.search(r"^<!-- Nmap 7\.94SVN scan initiated .* as: (.*) -->$", rec["raw"], re.M)
+        args = re.search(r'<nmaprun scanner="nmap" args="([^"]*)"', rec["raw"])
+        assert comment and args and comment.group(1) == args.group(1) and "--" not in args.group(1)
+        assert args.group(1).endswith(" " + rec["target"])
+        ended += args.group(1).endswith(" -&#45; " + rec["target"])  # options ended as tinysec's collector does
+        listed = re.search(r" -p ?(\d+(?:,\d+)*) ", args.group(1))
+        if listed:  # a -p list: scaninfo names those ports
+            want = ",".join(sorted(listed.group(1).split(","), key=int))
+            assert f'numservices="{len(want.split(","))}" services="{want}"' in rec["raw"]
+    assert 0 < ended < len(xml_recs)
 
 
 def test_nmap_normal_output_matches_the_scan_it_reports(records):
@@ -209,10 +221,13 @@ def test_nmap_normal_output_matches_the_scan_it_reports(records):
         assert re.search(rf"\n(# )?Nmap done(:| at .* --) \d+ IP address(es)? \({len(hosts)} hosts? up\) "
                          rf"scanned in [\d.]+ seconds\n$", raw)
         seen["cidr"] += rec["target"].endswith(("/28", "/29", "/30"))
+        seen["private"] += rec["target"].startswith(("10.", "172.", "192.168."))
+        seen["no_rdns"] += " -n " in raw.splitlines()[0] and "(" not in raw.split("Nmap scan report for ")[1].splitlines()[0]
         if "Nmap scan report for localhost (127.0.0.1)" in raw:  # loopback scans, as the real-scan check runs
             seen["loopback"] += 1
             assert {"type": "IP", "text": "127.0.0.1"} in rec["gold_entities"]
     assert seen["os"] and seen["fingerprint"] and seen["multi"] and seen["cidr"] and seen["loopback"], seen
+    assert seen["private"] and seen["no_rdns"], seen
     assert seen["file"] and seen["terminal"], seen
 
 

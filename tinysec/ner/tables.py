@@ -93,22 +93,36 @@ def _confidence(entity: dict, key: str) -> float:
     return entity["confidence"] if value is None else value
 
 
+_CONFIDENCE_KEYS = (("raw", "confidence_raw"), ("calibrated", "confidence"))
+
+
+def _ece(rows: list[dict], key: str) -> float | str:
+    """ECE of every scored entity's ``key`` confidence against strict correctness, rounded; blank
+    when there is no entity."""
+    from .calibration import expected_calibration_error
+
+    conf, correct = [], []
+    for r in rows:
+        gold = {(g["start"], g["end"], g["type"]) for g in r["gold"]}
+        for e in scored_entities(r):
+            conf.append(_confidence(e, key))
+            correct.append((e["start"], e["end"], e["type"]) in gold)
+    ece = expected_calibration_error(conf, correct)
+    return "" if ece is None else round(ece, 4)
+
+
+def ece_scores(rows: list[dict]) -> dict:
+    """``ece_raw`` (temperature 1) and ``ece_calibrated`` (fitted temperature) of ``rows``."""
+    return {f"ece_{name}": _ece(rows, key) for name, key in _CONFIDENCE_KEYS}
+
+
 def calibration_scores(rows: list[dict], threshold: float) -> dict:
     """ECE of the entity confidences before (``confidence_raw``, temperature 1) and after temperature
     scaling (``confidence``), and the strict precision/recall of the entities kept at ``threshold``
     with each (see :mod:`tinysec.ner.calibration` for the ECE)."""
-    from .calibration import expected_calibration_error
-
     out = {}
-    for name, key in (("raw", "confidence_raw"), ("calibrated", "confidence")):
-        conf, correct = [], []
-        for r in rows:
-            gold = {(g["start"], g["end"], g["type"]) for g in r["gold"]}
-            for e in scored_entities(r):
-                conf.append(_confidence(e, key))
-                correct.append((e["start"], e["end"], e["type"]) in gold)
-        ece = expected_calibration_error(conf, correct)
-        out[f"ece_{name}"] = "" if ece is None else round(ece, 4)
+    for name, key in _CONFIDENCE_KEYS:
+        out[f"ece_{name}"] = _ece(rows, key)
         kept = [[e for e in scored_entities(r) if _confidence(e, key) >= threshold] for r in rows]
         sc = span_scores([r["gold"] for r in rows], kept)["ALL"]
         out[f"precision_kept_{name}"], out[f"recall_kept_{name}"] = sc["precision"], sc["recall"]
@@ -309,7 +323,8 @@ def sources_table(methods: list[Method], families: list[str] | None = None) -> p
             sc = testset_scores(rs)["ALL"]
             rows.append({"method": m.label, "source": SOURCE_LABELS.get(src, src), "rendering": rend,
                          "sentences": len(rs), "gold_entities": sum(len(r["gold"]) for r in rs),
-                         "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"]})
+                         "precision": sc["precision"], "recall": sc["recall"], "f1": sc["f1"],
+                         **({"ece_raw": "", "ece_calibrated": ""} if m.direct else ece_scores(rs))})
     return pd.DataFrame(rows)
 
 
@@ -416,7 +431,10 @@ _WHAT = {
                 "rendering: 'template' rows are the identification module's natural-language sentences, 'raw' "
                 "rows the tool output itself as `tinysec tag` sees it (nmap/dig/WHOIS text, Shodan JSON and nmap "
                 "XML with markup blanked, in windows of at most 120 words); 'all' pools sources or renderings. "
-                "sentences and gold_entities are each cell's data size."),
+                "sentences and gold_entities are each cell's data size. ece_raw / ece_calibrated are the expected "
+                "calibration error of the tagger's entity confidences in the cell at temperature 1 and at its "
+                "fitted temperature (every entity it output, kept, flagged or dropped for low confidence; "
+                "regex-rejected ones excluded)."),
     "ablation": ("Robust tagger with one component removed at a time: adversarial samples (no perturbed "
                  "variants: clean data only), adversarial loss (variants as plain extra data, no "
                  "alpha/beta pairing), consistency loss (KL between clean and perturbed emissions), gradient "
@@ -453,6 +471,8 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
     ]
     if kind == "prf":
         parts.append(f"Calibration: {ECE_DEFINITION}; kept = confidence >= {context['threshold']:g}.")
+    if kind == "sources":
+        parts.append(f"Calibration: {ECE_DEFINITION}.")
     if kind == "ablation":
         less = ", ".join(f"{k} {v}" for k, v in (context.get("ablation_train") or {}).items())
         parts.append(f"Ablations run in this configuration: {', '.join(context['ablations']) or 'none'}"

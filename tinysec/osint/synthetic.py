@@ -59,7 +59,10 @@ COUNTRIES = (("US", "United States", "CA"), ("DE", "Germany", "Hessen"), ("NL", 
              ("FR", "France", "Ile-de-France"), ("GB", "United Kingdom", "London"), ("SG", "Singapore", "Singapore"),
              ("JP", "Japan", "Tokyo"), ("CA", "Canada", "ON"), ("CN", "China", "Beijing"), ("BR", "Brazil", "SP"))
 NMAP_OPTION_SETS = (["-sV"], ["-sV", "-T4"], ["-sV", "-O"], ["-sS", "-sV", "-Pn"], ["-A", "-T4"],
-                    ["-sV", "--top-ports", "100"], ["-sT", "-sV", "-p", "1-1024"])
+                    ["-sV", "--top-ports", "100"], ["-sT", "-sV", "-p", "1-1024"], ["-sV", "-n", "-Pn"],
+                    ["-sV", "-Pn", "-n", "-T4"])
+# Private and loopback targets: most nmap scans are of one's own machines and networks.
+PRIVATE_PREFIXES = ("10.{a}.{b}", "172.{c}.{b}", "192.168.{d}")
 BASE_TIME = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc)
 DIG_VERSION = "9.18.28-0ubuntu0.22.04.1-Ubuntu"
 # Share of each WHOIS layout: gTLD referral chains dominate, each ccTLD layout is well represented.
@@ -84,6 +87,12 @@ class Generator:
     def ip(self) -> str:
         r = self.rng
         return f"{r.choice(PUBLIC_FIRST_OCTETS)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
+
+    def private_prefix(self) -> str:
+        """The first three octets of a private (RFC 1918) /24."""
+        r = self.rng
+        return r.choice(PRIVATE_PREFIXES).format(a=r.randrange(256), b=r.randrange(256), c=r.randrange(16, 32),
+                                                 d=r.choice((0, 1, 2, 10, 50, 100, r.randrange(256))))
 
     def ipv6(self) -> str:
         r = self.rng
@@ -347,17 +356,16 @@ class Generator:
         r = self.rng
         as_text = r.random() < 0.5 if as_text is None else as_text
         options = r.choice(NMAP_OPTION_SETS)
-        shape = r.choices(("ip", "name", "cidr", "local"), (0.4, 0.3, 0.18, 0.12))[0]
+        shape = r.choices(("ip", "name", "cidr", "local"), (0.34, 0.26, 0.18, 0.22))[0]
         domain = self.domain()
         if shape == "local":  # this machine or a LAN host: tiny latency, "localhost" for loopback
-            ip = r.choice(("127.0.0.1", f"192.168.{r.randrange(0, 3)}.{r.randrange(2, 254)}",
-                           f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(2, 254)}"))
+            ip = "127.0.0.1" if r.random() < 0.3 else f"{self.private_prefix()}.{r.randrange(2, 254)}"
             target = r.choice((ip, "localhost")) if ip == "127.0.0.1" else ip
             names = [("localhost", "user" if target == "localhost" else "PTR")] if ip == "127.0.0.1" else []
             hosts, total = [self._scan_host(ip, names, options)], 1
-            hosts[0]["latency"] = round(r.uniform(0.00002, 0.0009), 6)
+            hosts[0].update(latency=round(r.uniform(0.00002, 0.0009), 6), distance=0 if ip == "127.0.0.1" else 1)
         elif shape == "cidr":
-            base = self.ip().rsplit(".", 1)[0]
+            base = self.private_prefix() if r.random() < 0.4 else self.ip().rsplit(".", 1)[0]
             prefix = r.choice((28, 29, 30))
             size = 2 ** (32 - prefix)
             start = r.randrange(0, 256 - size + 1, size)
@@ -375,13 +383,31 @@ class Generator:
             target = f"www.{domain}" if shape == "name" else ip
             names = [(target, "user"), (ptr, "PTR")] if shape == "name" else [(ptr, "PTR")]
             hosts, total = [self._scan_host(ip, names, options)], 1
+        if "-n" in options:  # no reverse DNS: only a host name the user typed is shown
+            for h in hosts:
+                h["names"] = [n for n in h["names"] if n[1] == "user"]
+        options = options + self._port_list(options, hosts)
         scan = {"options": options, "target": target, "hosts": hosts, "total": total, "start": self.time(),
                 "elapsed": round(r.uniform(2, 240), 2), "as_text": as_text,
-                "as_file": as_text and r.random() < 0.5, "binary": r.choice(("nmap", "/usr/bin/nmap"))}
+                "as_file": as_text and r.random() < 0.5, "binary": r.choice(("nmap", "/usr/bin/nmap")),
+                "end_of_options": r.random() < 0.35}
         xml = nmap_xml_output(scan)
         raw = nmap_normal_output(scan) if as_text else xml
         return make_record("nmap", target, raw, parse_nmap_xml(xml), tool_version="synthetic", synthetic=True,
                            collected_at=self.iso(scan["start"]), record_id_=f"syn-nmap-{n:06d}")
+
+    def _port_list(self, options: list[str], hosts: list[dict]) -> list[str]:
+        """Sometimes (when no other port choice is given) a ``-p`` list of the scanned ports, the
+        way a user or tinysec's own collector names them: ``-p22,80`` or ``-p 22,80``."""
+        r = self.rng
+        if {"-p", "--top-ports", "-A"} & set(options) or r.random() >= 0.35:
+            return []
+        ports = sorted({p["port"] for h in hosts for p in h["ports"] if p["protocol"] == "tcp"})
+        if not ports:
+            return []
+        r.shuffle(ports) if r.random() < 0.3 else None
+        listed = ",".join(map(str, ports))
+        return ["-p" + listed] if r.random() < 0.5 else ["-p", listed]
 
     def record(self, source: str, n: int) -> dict:
         return getattr(self, f"{source}_record")(n)
@@ -479,18 +505,38 @@ def _done_summary(scan: dict) -> str:
 def nmap_xml_output(scan: dict) -> str:
     """The scan as nmap 7.94 writes it with ``-oX``."""
     t0, elapsed = int(scan["start"].timestamp()), int(scan["elapsed"])
-    args = _command(scan, "-oX", "scan.xml -oN -" if scan["as_text"] else "-")
+    args = _xml_args(_command(scan, "-oX", "scan.xml -oN -" if scan["as_text"] else "-"))
     end = _ctime(scan, elapsed)
     up = len(scan["hosts"])
+    listed = _listed_ports(scan["options"])
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE nmaprun>\n<?xml-stylesheet '
             f'href="file:///usr/bin/../share/nmap/nmap.xsl" type="text/xsl"?>\n'
-            f'<nmaprun scanner="nmap" args={quoteattr(args)} start="{t0}" version="7.94SVN" xmloutputversion="1.05">\n'
-            f'<scaninfo type="syn" protocol="tcp" numservices="1000" services="1-1000"/>\n'
+            f'<!-- Nmap 7.94SVN scan initiated {_ctime(scan, 0)} as: {args} -->\n'
+            f'<nmaprun scanner="nmap" args="{args}" start="{t0}" startstr="{_ctime(scan, 0)}" version="7.94SVN" '
+            f'xmloutputversion="1.05">\n'
+            f'<scaninfo type="syn" protocol="tcp" numservices="{len(listed) if listed else 1000}" '
+            f'services="{",".join(map(str, sorted(listed))) if listed else "1-1000"}"/>\n'
             f'<verbose level="0"/>\n<debugging level="0"/>\n'
             + "".join(_xml_host(h, t0, elapsed) for h in scan["hosts"])
             + f'<runstats><finished time="{t0 + elapsed}" timestr="{end}" summary="Nmap done at {end}; '
             f'{_done_summary(scan)}" elapsed="{scan["elapsed"]:.2f}" exit="success"/><hosts up="{up}" '
             f'down="{scan["total"] - up}" total="{scan["total"]}"/>\n</runstats>\n</nmaprun>\n')
+
+
+def _xml_args(command: str) -> str:
+    """A command line as nmap writes it into its XML (attribute and comment): XML-escaped, and
+    each ``-`` that follows a ``-`` written ``&#45;``, since ``--`` may not occur in a comment."""
+    text = command.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return text.replace("--", "-&#45;")
+
+
+def _listed_ports(options: list[str]) -> list[int]:
+    """The ports of a ``-p`` list among ``options`` (none for a range or no ``-p``)."""
+    for k, opt in enumerate(options):
+        value = opt[2:] if opt.startswith("-p") and opt != "-p" else options[k + 1] if opt == "-p" else ""
+        if value and all(part.isdigit() for part in value.split(",")):
+            return [int(part) for part in value.split(",")]
+    return []
 
 
 def _two_digits(seconds: float) -> str:
@@ -529,7 +575,7 @@ def _text_host(h: dict, as_name: bool) -> list[str]:
     if h["os"]:
         row = h["os"]
         lines += ["Device type: general purpose", f"Running: {row['shodan_name']}", f"OS CPE: {row['cpe']}",
-                  f"OS details: {row['nmap_name']}", f"Network Distance: {h['distance']} hops"]
+                  f"OS details: {row['nmap_name']}", f"Network Distance: {h['distance']} hop{'' if h['distance'] == 1 else 's'}"]
     ostypes = sorted({p["ostype"] for p in h["ports"] if p.get("ostype")})
     if ostypes:
         cpe = "cpe:/o:microsoft:windows" if ostypes[0] == "Windows" else "cpe:/o:linux:linux_kernel"
@@ -565,8 +611,10 @@ def _ctime(scan: dict, offset: int) -> str:
 
 
 def _command(scan: dict, flag: str, out: str) -> str:
-    """The nmap command line of the scan, writing ``flag out``."""
-    return " ".join([scan["binary"], *scan["options"], flag, out, scan["target"]])
+    """The nmap command line of the scan, writing ``flag out``; ``--`` before the target when the
+    scan ends its options the way tinysec's collector does."""
+    end = ["--"] if scan.get("end_of_options") else []
+    return " ".join([scan["binary"], *scan["options"], flag, out, *end, scan["target"]])
 
 
 def source_counts(n_records: int, mix: dict[str, float]) -> dict[str, int]:
