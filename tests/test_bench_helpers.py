@@ -20,6 +20,10 @@ def test_train_flops_and_checks(monkeypatch):
     full = {"fraction_of_gemm_peak": 0.76}
     got = [(c["measured"], c["holds"]) for c in train.checks(lora, base, full)]
     assert got == [(1.2, False), (0.12, False), (0.95, True)]
+    runs = [({"tokens_per_second": a}, {"tokens_per_second": b}) for a, b in ((150, 100), (120, 100), (200, 100))]
+    lora, base, speedup = train.median_pair(runs)
+    assert (lora["tokens_per_second"], speedup) == (150, 1.5)
+    assert train.median_pair(runs[:2])[2] == 1.2  # an even count takes the lower middle pair
 
 
 def test_snakemake_import_report_finds_heavy_modules(monkeypatch):
