@@ -86,6 +86,43 @@ def test_regex_failure_drops_even_confident_entities():
     assert kept == [] and [r["reason"] for r in rejected] == ["regex", "regex"]
 
 
+def test_an_entity_never_runs_across_a_line_break():
+    text = "80/tcp open http nginx 1.24.0\n8080/tcp open http-proxy"
+    words = word_spans(text)
+    tags = ["O"] * len(words)
+    tags[4], tags[5] = "B-VERSION", "I-VERSION"  # '1.24.0' then '8080/tcp' on the next line
+    probs = [1.0] * len(words)
+    probs[4], probs[5] = 0.9, 0.7
+    kept, rejected = select_entities(text, words, tags, probs, PostprocessSettings(low_confidence="flag"), probs)
+    assert [(e.text, e.confidence, e.confidence_raw) for e in kept] == [("1.24.0", 0.9, 0.9)]
+    assert [(r["text"], r["reason"]) for r in rejected] == [("8080/tcp", "regex")]
+    # on one line the same tags stay one entity
+    one = text.replace("\n", " ")
+    kept, rejected = select_entities(one, word_spans(one), tags, probs, PostprocessSettings(low_confidence="flag"))
+    assert kept == [] and [r["text"] for r in rejected] == ["1.24.0 8080/tcp"]
+
+
+def test_a_confident_repeat_confirms_a_low_confidence_entity():
+    from tinysec.ner.postprocess import confirm_repeated
+
+    def ent(start, text, typ, conf, flagged):
+        return {"start": start, "end": start + len(text), "type": typ, "text": text, "confidence": conf, "flagged": flagged}
+
+    result = {"entities": [ent(0, "10.0.0.5", "IP", 0.6, True), ent(20, "10.0.0.5", "IP", 0.97, False),
+                           ent(40, "redis", "SERVICE", 0.7, True), ent(60, "10.0.0.5", "DOMAIN", 0.5, True)],
+              "rejected": [{**ent(80, "10.0.0.5", "IP", 0.4, False), "reason": "confidence"},
+                           {**ent(90, "10.0.0.5", "IP", 0.99, False), "reason": "regex"},
+                           {**ent(99, "redis", "SERVICE", 0.3, False), "reason": "confidence"}]}
+    out = confirm_repeated(result)
+    got = [(e["start"], e["type"], e["flagged"], e.get("confirmed")) for e in out["entities"]]
+    assert got == [(0, "IP", False, "repeat"), (20, "IP", False, None), (40, "SERVICE", True, None),
+                   (60, "DOMAIN", True, None), (80, "IP", False, "repeat")]
+    assert out["entities"][0]["confidence"] == 0.6  # the tagger's confidence is kept
+    # a regex rejection stays rejected, and a repeat that is itself unsure confirms nothing
+    assert [(r["start"], r["reason"]) for r in out["rejected"]] == [(90, "regex"), (99, "confidence")]
+    assert confirm_repeated(out) == out
+
+
 def test_offsets_map_back_to_the_original_text():
     original = "scan of g\u200bo\u200bo.example.com from 192.168.\u200b10.45 ok"
     norm = normalize(original)

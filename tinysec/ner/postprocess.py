@@ -124,37 +124,57 @@ class PostprocessSettings:
             raise ValueError(f"low_confidence must be 'drop' or 'flag', got {self.low_confidence!r}")
 
 
+def line_pieces(text: str, words: list[tuple[int, int]], a: int, b: int) -> list[tuple[int, int]]:
+    """Words ``a .. b-1`` of one entity cut at every line break between two of them: tool output is
+    line-structured, so an entity never runs from one line into the next."""
+    cuts = [k for k in range(a + 1, b) if "\n" in text[words[k - 1][1]:words[k][0]]]
+    bounds = [a, *cuts, b]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 def select_entities(text: str, words: list[tuple[int, int]], tags: list[str], probs: list[float],
-                    settings: PostprocessSettings) -> tuple[list[Entity], list[dict]]:
-    """Entities of one tagged text (spans in ``text``), after the confidence and regex filters.
+                    settings: PostprocessSettings,
+                    raw_probs: list[float] | None = None) -> tuple[list[Entity], list[dict]]:
+    """Entities of one tagged text (spans in ``text``, cut at line breaks), after the confidence and
+    regex filters; ``raw_probs`` (temperature-1 marginals) give each entity's ``confidence_raw``.
 
     Returns ``(kept, rejected)``; each rejected item is the entity dict plus ``reason``.
     """
     kept, rejected = [], []
-    for a, b, typ, conf in path_entities(tags, probs):
-        start, end = words[a][0], words[b - 1][1]
-        ent = Entity(start, end, typ, text[start:end], round(conf, 4))
-        if not validate(ent.text, typ, settings.type_patterns):
-            rejected.append({**ent.as_dict(), "reason": "regex"})
-        elif conf < settings.threshold:
-            if settings.low_confidence == "flag":
-                ent.flagged = True
-                kept.append(ent)
+    for a0, b0, typ, _ in path_entities(tags, probs):
+        for a, b in line_pieces(text, words, a0, b0):
+            start, end = words[a][0], words[b - 1][1]
+            conf = sum(probs[a:b]) / (b - a)
+            raw = round(sum(raw_probs[a:b]) / (b - a), 4) if raw_probs is not None else None
+            ent = Entity(start, end, typ, text[start:end], round(conf, 4), confidence_raw=raw)
+            if not validate(ent.text, typ, settings.type_patterns):
+                rejected.append({**ent.as_dict(), "reason": "regex"})
+            elif conf < settings.threshold:
+                if settings.low_confidence == "flag":
+                    ent.flagged = True
+                    kept.append(ent)
+                else:
+                    rejected.append({**ent.as_dict(), "reason": "confidence"})
             else:
-                rejected.append({**ent.as_dict(), "reason": "confidence"})
-        else:
-            kept.append(ent)
+                kept.append(ent)
     return kept, rejected
 
 
-def _add_raw_confidence(kept: list[Entity], rejected: list[dict], words: list[tuple[int, int]], tags: list[str],
-                        raw_probs: list[float]) -> None:
-    """Set ``confidence_raw`` (the entity's mean temperature-1 marginal) on kept and rejected entities."""
-    raw = {(words[a][0], words[b - 1][1], typ): round(c, 4) for a, b, typ, c in path_entities(tags, raw_probs)}
-    for ent in kept:
-        ent.confidence_raw = raw.get((ent.start, ent.end, ent.type))
-    for rej in rejected:
-        rej["confidence_raw"] = raw.get((rej["start"], rej["end"], rej["type"]))
+def confirm_repeated(result: dict) -> dict:
+    """The extraction module's context check, on one input's ``{"entities", "rejected"}``: an
+    entity below the confidence threshold (flagged, or rejected for confidence) whose text and
+    type are kept at or above the threshold elsewhere in the same input is kept, unflagged, with
+    ``confirmed: "repeat"``. Its confidence is left as the tagger gave it."""
+    confident = {(e["text"], e["type"]) for e in result["entities"] if not e.get("flagged")}
+    entities = [{**e, "flagged": False, "confirmed": "repeat"} if e.get("flagged") and (e["text"], e["type"]) in confident
+                else e for e in result["entities"]]
+    rejected = []
+    for r in result["rejected"]:
+        if r.get("reason") == "confidence" and (r["text"], r["type"]) in confident:
+            entities.append({**{k: v for k, v in r.items() if k != "reason"}, "flagged": False, "confirmed": "repeat"})
+        else:
+            rejected.append(r)
+    return {**result, "entities": sorted(entities, key=lambda e: (e["start"], e["end"])), "rejected": rejected}
 
 
 class Tagger:
@@ -170,7 +190,8 @@ class Tagger:
         self.max_length = max_length or int(self.meta.get("max_length", 256))
 
     def tag(self, texts: list[str], progress: bool = False) -> list[dict]:
-        """Per text: ``{"entities": [...], "rejected": [...]}`` with spans in the original text."""
+        """Per text: ``{"entities": [...], "rejected": [...]}`` with spans in the original text
+        (low-confidence entities confirmed by a confident repeat: :func:`confirm_repeated`)."""
         from tqdm.auto import tqdm
 
         from .identify import normalize
@@ -196,11 +217,11 @@ class Tagger:
                 text, norm, ntext, words = prepared[i]
                 n = min(len(words), len(paths[k]))
                 tags = [self.model.labels[t] for t in paths[k][:n]]
-                kept, rejected = select_entities(ntext, words[:n], tags, probs[k][:n], self.settings)
-                _add_raw_confidence(kept, rejected, words[:n], tags, raw[k][:n])
-                results[i] = {"entities": [self._to_original(e, text, norm).as_dict() for e in kept],
-                              "rejected": [self._reject_to_original(r, text, norm) for r in rejected],
-                              "n_words": len(words), "n_tagged": n}
+                kept, rejected = select_entities(ntext, words[:n], tags, probs[k][:n], self.settings, raw[k][:n])
+                results[i] = confirm_repeated(
+                    {"entities": [self._to_original(e, text, norm).as_dict() for e in kept],
+                     "rejected": [self._reject_to_original(r, text, norm) for r in rejected],
+                     "n_words": len(words), "n_tagged": n})
         return results
 
     @staticmethod

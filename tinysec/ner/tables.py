@@ -465,7 +465,8 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         f"at the running {rob['grad_mask_quantile']:g} quantile, {dropout_note(robust, rob)}.",
         f"Post-processing: identification-module normalisation {'on' if context['normalize'] else 'off'}, "
         f"entities below CRF-marginal confidence {context['threshold']:g} "
-        f"{'dropped' if context['low_confidence'] == 'drop' else 'flagged'}, regex validation of typed entities.",
+        f"{'dropped' if context['low_confidence'] == 'drop' else 'flagged'} unless the same text and type is kept "
+        f"at or above it elsewhere in the same input, regex validation of typed entities, entities cut at line breaks.",
         f"Device: {tm.get('device', '?')} for training ({tm.get('dtype', 'fp32')}); tables built on {device_description()}.",
         f"Metric: {F1_DEFINITION}.",
     ]
