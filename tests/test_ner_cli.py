@@ -96,6 +96,20 @@ def test_tag_stdin_table(ip_tagger, monkeypatch, capsys):
     assert re.search(rf"IP\s+{start}-{start + 13}\s+[01]\.\d{{3}}\s+93\.184\.216\.34", out)
 
 
+def test_table_marks_flagged_and_repeat_confirmed_entities(capsys):
+    from tinysec.ner.cli import print_docs
+
+    ent = {"start": 0, "end": 8, "type": "IP", "text": "10.0.0.5"}
+    doc = {"input": "scan.txt", "format": "nmap_text",
+           "entities": [{**ent, "confidence": 0.6, "flagged": False, "confirmed": "repeat"},
+                        {**ent, "start": 20, "end": 28, "confidence": 0.97, "flagged": False},
+                        {**ent, "start": 40, "end": 48, "type": "DOMAIN", "confidence": 0.5, "flagged": True}]}
+    print_docs([doc], as_json=False, as_list=False)
+    rows = capsys.readouterr().out.splitlines()[3:]
+    assert [r.split()[2:] for r in rows] == [["0.600", "(repeat)", "10.0.0.5"], ["0.970", "10.0.0.5"],
+                                            ["0.500", "!", "10.0.0.5"]]
+
+
 @pytest.mark.parametrize("name,fmt,text,message", [
     ("bad.xml", "nmap_xml", '<?xml version="1.0"?>\n<nmaprun>\n<host>\n</nmaprun>\n', r"bad.xml, row 4: malformed XML"),
     ("bad.json", "shodan_json", '{"ip_str": "1.2.3.4",\n "port": }', r"bad.json, row 2: malformed JSON"),
