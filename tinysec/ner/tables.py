@@ -390,8 +390,8 @@ def real_caption(methods: list[Method], context: dict) -> str:
         f"{', '.join(f'{t} {gold[t]}' for t in REAL_TYPES)}).",
         f"precision_<TYPE>/recall_<TYPE>: strict P/R of the entities kept at CRF-marginal confidence >= "
         f"{context['threshold']:g} (calibrated; flagged entities left out, entities whose text and type are "
-        f"kept above the threshold elsewhere in the same output counted as kept); *_with_flagged: all types, flagged "
-        f"entities kept. An entity predicted with a type outside the four counts against precision_ALL only. "
+        f"kept at or above the threshold elsewhere in the same output counted as kept); *_with_flagged: all types, "
+        f"flagged entities kept. An entity predicted with a type outside the four counts against precision_ALL only. "
         f"Metric: {F1_DEFINITION}.",
     ])
 
