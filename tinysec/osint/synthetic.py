@@ -405,7 +405,8 @@ class Generator:
         ports = sorted({p["port"] for h in hosts for p in h["ports"] if p["protocol"] == "tcp"})
         if not ports:
             return []
-        r.shuffle(ports) if r.random() < 0.3 else None
+        if r.random() < 0.3:  # in the order the user typed them
+            r.shuffle(ports)
         listed = ",".join(map(str, ports))
         return ["-p" + listed] if r.random() < 0.5 else ["-p", listed]
 
