@@ -38,14 +38,15 @@ if mode == "gguf":
 else:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 seconds = time.perf_counter() - t0
-# VmHWM (peak RSS of this process image; unlike ru_maxrss it is not inherited across exec)
-hwm_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"seconds": seconds, "peak_rss_mib": hwm_kib / 1024, "parameters": model.num_parameters()}))
+sys.path.insert(0, sys.argv[3])
+from _bench_common import peak_rss_mib
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(), "parameters": model.num_parameters()}))
 """
 
 
 def load_once(mode: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", LOAD, mode, str(path)], check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", LOAD, mode, str(path), str(REPO / "bench")], check=True,
+                         capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
