@@ -4,7 +4,8 @@ Side by side in one run, on the same ATT&CK training examples, hyperparameters a
 optimiser steps, fp32 on CPU:
 
 1. ours, LoRA: :func:`tinysec.models.train.finetune` (length-grouped batches, output projection
-   only at answer positions);
+   only at answer positions, a step's micro-batches run as one batch on CPU, the faster LoRA dropout
+   and update of :mod:`tinysec.models.fastlora`);
 2. the baseline: a plain ``Trainer`` + ``peft`` LoRA run (random batches padded to the longest,
    loss from the model's own full-sequence logits);
 3. ours, full fine-tuning (all weights) on the same examples.
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     params = matmul_params(model_dir)
     result = {"task": "instruction fine-tuning, useful (non-padding) tokens/s, ours vs Trainer+peft",
               "machine": machine(), "model": args.model, "train_examples": len(train),
-              "hparams": {k: lora_hp[k] for k in ("lr", "batch_size", "grad_accum", "cutoff", "epochs")},
+              "hparams": {k: lora_hp[k] for k in ("lr", "batch_size", "grad_accum", "merge_micro_batches", "cutoff",
+                                                  "epochs")},
               "matmul_params": {"decoder": params[0], "vocab_projection": params[1]},
               "gemm_peak_gflops": {"nominal": NOMINAL_PEAK_GFLOPS, "measured_now": round(measured_peak_gflops(), 1)}}
     pairs = []

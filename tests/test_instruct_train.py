@@ -96,6 +96,25 @@ def test_full_finetune_writes_safetensors_model(tiny_llama, tmp_path):
     assert sum(p.numel() for p in reloaded.parameters()) == m["total_params"]
 
 
+def test_merged_micro_batches_take_the_same_optimizer_step(tiny_llama, tmp_path):
+    from safetensors.torch import load_file
+
+    hp = {"epochs": 1, "max_steps": 1, "lr": 1e-2, "batching": "random", "save_every": 0, "cutoff": 48,
+          "lora": {"dropout": 0.0}}  # random batches: both runs' first step holds the same 6 examples
+    assert train.micro_batches(train.merge_hparams(hp), "cpu") == (6, 1)
+    assert train.micro_batches(train.merge_hparams(hp), "cuda:0") == (3, 2)
+    runs, weights = {}, {}
+    for merged in (True, False):
+        out = tmp_path / str(merged)
+        runs[merged] = train.finetune(tiny_llama, RECORDS, out, {**hp, "merge_micro_batches": merged}, progress=False)
+        weights[merged] = load_file(str(out / "adapter_model.safetensors"))
+    assert runs[True]["loss_curve"][0]["loss"] == pytest.approx(runs[False]["loss_curve"][0]["loss"], rel=1e-5)
+    assert runs[True]["train_tokens"] == runs[False]["train_tokens"]
+    for name, w in weights[True].items():
+        assert torch.allclose(w, weights[False][name], atol=1e-6), name
+    assert any(not torch.all(w == 0) for n, w in weights[True].items() if "lora_B" in n)  # the step moved B
+
+
 def test_killed_training_resumes_from_its_checkpoint(tiny_llama, tmp_path):
     records = RECORDS * 20  # 480 examples -> 80 optimizer steps per epoch
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -201,6 +220,20 @@ def test_one_slow_step_moves_the_wall_time_not_the_steady_state_estimate(tiny_ll
     assert busy["wall_seconds"] > calm["wall_seconds"] + 0.5
     assert abs(busy["steady_state_seconds"] - calm["steady_state_seconds"]) < 0.5
     assert busy["cpu_seconds"] < busy["wall_seconds"] - 0.8  # sleeping costs no CPU time
+
+
+def test_timings_cover_the_training_loop_not_saving_the_result(tiny_llama, tmp_path, monkeypatch):
+    real_save = train._save_result
+
+    def slow_save(job, out_dir, ckpt):  # a slow disk: 1 s to write the adapter
+        time.sleep(1.0)
+        real_save(job, out_dir, ckpt)
+
+    monkeypatch.setattr(train, "_save_result", slow_save)
+    t0 = time.perf_counter()
+    m = train.finetune(tiny_llama, RECORDS, tmp_path / "out", {"epochs": 1, "max_steps": 2}, progress=False)
+    assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
+    assert time.perf_counter() - t0 > 1.0 and m["wall_seconds"] < 0.9
 
 
 def test_finetune_time_table_ratio_comes_from_the_steady_state_estimates(tiny_llama, tmp_path):

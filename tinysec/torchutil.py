@@ -69,9 +69,15 @@ class StepClock:
     step_seconds: list[float] = field(default_factory=list)
     _wall0: float = 0.0
     _cpu0: float = 0.0
+    _end: tuple[float, float] | None = None
 
     def start(self) -> StepClock:
-        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._wall0, self._cpu0, self._end = time.perf_counter(), time.process_time(), None
+        return self
+
+    def stop(self) -> StepClock:
+        """End this call's measurement: :meth:`wall` and :meth:`cpu` read the times here from now on."""
+        self._end = (time.perf_counter(), time.process_time())
         return self
 
     @contextmanager
@@ -82,12 +88,12 @@ class StepClock:
         self.step_seconds.append(round(time.perf_counter() - t0, 6))
 
     def wall(self) -> float:
-        """Wall seconds so far, earlier calls included."""
-        return self.wall_before + time.perf_counter() - self._wall0
+        """Wall seconds until now or :meth:`stop`, earlier calls included."""
+        return self.wall_before + (self._end[0] if self._end else time.perf_counter()) - self._wall0
 
     def cpu(self) -> float:
-        """Process CPU seconds (all threads) so far, earlier calls included."""
-        return self.cpu_before + time.process_time() - self._cpu0
+        """Process CPU seconds (all threads) until now or :meth:`stop`, earlier calls included."""
+        return self.cpu_before + (self._end[1] if self._end else time.process_time()) - self._cpu0
 
     def median_step(self) -> float | None:
         """Median seconds of one step, or None before the first step."""

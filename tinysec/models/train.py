@@ -14,7 +14,11 @@ What makes it faster than a plain ``Trainer`` run on the same data:
 - batches are grouped by length (shuffled groups of similar length), so little compute goes to
   padding; the padding fraction is reported;
 - the loss is computed on answer tokens only and the output projection (vocabulary-sized) runs
-  only at those positions, not at every prompt and padding position.
+  only at those positions, not at every prompt and padding position;
+- on CPU an optimizer step's micro-batches run as one batch (``merge_micro_batches``,
+  :func:`micro_batches`);
+- LoRA layers draw their dropout masks faster and add the adapter's update inside one ``addmm``
+  (:mod:`tinysec.models.fastlora`).
 
 Resuming: every ``save_every`` optimizer steps the trainable weights, optimizer, scheduler, RNG and
 progress go to ``checkpoint_dir`` (kept outside the rule's outputs, which Snakemake deletes when a
@@ -168,7 +172,8 @@ def _answer_loss_module(model):
 
 
 def load_trainable(model_dir: str | os.PathLike, method: str, lora: dict[str, Any], dtype):
-    """The model of ``model_dir`` ready to train: LoRA-wrapped (``peft``) or with all weights trainable.
+    """The model of ``model_dir`` ready to train: LoRA-wrapped (``peft``, with the faster dropout and
+    update of :func:`tinysec.models.fastlora.speed_up_lora`) or with all weights trainable.
 
     LoRA without ``target_modules`` adapts those of the model's family (``config.model_type``),
     and writes them into ``lora``, so the run's metrics name them."""
@@ -179,11 +184,14 @@ def load_trainable(model_dir: str | os.PathLike, method: str, lora: dict[str, An
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
+        from .fastlora import speed_up_lora
+
         if "target_modules" not in lora:  # none named: the modules of the model's family
             lora["target_modules"] = lora_target_modules(model.config.model_type)
         cfg = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
                          target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM", bias="none")
         model = get_peft_model(model, cfg)
+        speed_up_lora(model)
     return model
 
 
@@ -346,12 +354,24 @@ def _resume(job: _Job, ckpt: Path | None, prompt: Mapping[str, Any] | None) -> T
     return state
 
 
+def micro_batches(hp: Mapping[str, Any], device: str) -> tuple[int, int]:
+    """(examples per forward pass, forward passes per optimizer step and process). With
+    ``merge_micro_batches`` on CPU, a step's ``grad_accum`` micro-batches run as one batch: the
+    loss (summed over the step's answer tokens) and the gradient are the same, the matrix
+    products bigger."""
+    if hp["merge_micro_batches"] and device == "cpu":
+        return hp["batch_size"] * hp["grad_accum"], 1
+    return hp["batch_size"], hp["grad_accum"]
+
+
 def _step_groups(job: _Job, epoch: int) -> list[list[list[int]]]:
-    """The epoch's batches, cut into the groups of ``grad_accum * world`` batches of one optimizer step."""
+    """The epoch's batches (:func:`micro_batches`), cut into the groups of one optimizer step:
+    the forward passes per step of every process."""
     hp = job.hp
-    batches = make_batches([len(e["input_ids"]) for e in job.examples], hp["batch_size"], hp["seed"] * 1000 + epoch,
+    size, passes = micro_batches(hp, job.device)
+    batches = make_batches([len(e["input_ids"]) for e in job.examples], size, hp["seed"] * 1000 + epoch,
                            grouped=hp["batching"] == "length")
-    n = hp["grad_accum"] * job.world
+    n = passes * job.world
     return [batches[i:i + n] for i in range(0, len(batches), n)]
 
 
@@ -460,7 +480,7 @@ def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]],
 
     - ``records``: dicts with ``instruction``, ``input`` and ``output``.
     - ``hparams``: see :func:`default_hparams` (``method`` 'lora' or 'full', ``lr``, ``epochs``,
-      ``batch_size`` (per device), ``grad_accum``, ``cutoff``, ``lora: {r, alpha, dropout,
+      ``batch_size`` (per device), ``grad_accum``, ``merge_micro_batches``, ``cutoff``, ``lora: {r, alpha, dropout,
       target_modules}``, ``batching``, ``save_every``, ``max_steps``, ``seed``).
     - ``prompt``: keyword arguments of :func:`tinysec.models.prompts.prompt_format`
       (``chat_template``, ``template``, ``system``); generation must use the same.
@@ -492,6 +512,7 @@ def finetune(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]],
     with tqdm(total=job.total_steps, initial=state.step, desc=f"{job.hp['method']} fine-tuning",
               disable=not progress, mininterval=5) as bar:
         stopped = _train_loop(job, state, clock, ckpt, bar, stop_after_steps)
+    clock.stop()  # the timings cover the loop, not saving the result
     if stopped:
         job.accelerator.wait_for_everyone()
         return {"stopped_at_step": state.step}

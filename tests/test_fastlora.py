@@ -1,0 +1,92 @@
+"""The faster LoRA training path (:mod:`tinysec.models.fastlora`): its dropout draws masks of the
+right probability and scale, deterministically, and the fused update computes what peft computes,
+forward and backward, on a tiny random-weight Llama built in the test."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from tinysec.models.fastlora import FastDropout, speed_up_lora
+from tinysec.models.tiny import build_random_model
+from tinysec.models.train import load_trainable
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    return build_random_model("llama", tmp_path_factory.mktemp("m") / "tiny", hidden=32, layers=2, heads=2)
+
+
+def test_dropout_drops_p_of_the_values_and_keeps_the_mean():
+    x = torch.ones(400, 500)
+    drop = FastDropout(0.05).train()
+    y = drop(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.05) < 0.003  # 200k draws: 5 sigma is 0.0024
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 65536 / (65536 - 3277)))
+    assert abs(y.mean().item() - 1) < 0.005
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(FastDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        FastDropout(1.0)
+
+
+def test_dropout_masks_follow_torch_seed_and_carry_gradients():
+    drop = FastDropout(0.3).train()
+    torch.manual_seed(7)
+    a = drop(torch.ones(64, 64))
+    b = drop(torch.ones(64, 64))
+    torch.manual_seed(7)
+    assert torch.equal(drop(torch.ones(64, 64)), a)  # same seed, same mask
+    assert not torch.equal(a, b)  # the next call draws a new one
+    x = torch.ones(64, 64, requires_grad=True)
+    torch.manual_seed(7)
+    drop(x).sum().backward()
+    assert torch.equal(x.grad, a)  # gradient passes the kept values, scaled, and stops at dropped ones
+
+
+def _lora_models(model_dir, dropout: float):
+    torch.manual_seed(0)
+    fast = load_trainable(model_dir, "lora", {"r": 4, "alpha": 8, "dropout": dropout,
+                                             "target_modules": ["q_proj", "v_proj"]}, torch.float32)
+    with torch.no_grad():  # B starts at zero; give it weights so the adapter changes the output
+        for name, p in fast.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    plain = copy.deepcopy(fast)
+    for module in plain.modules():  # back to peft's own forward and dropout
+        module.__dict__.pop("forward", None)
+        for key in list(getattr(module, "lora_dropout", {}) or {}):
+            module.lora_dropout[key] = torch.nn.Dropout(dropout)
+    return fast, plain
+
+
+def test_fused_update_matches_peft_forward_and_backward(tiny_llama):
+    fast, plain = _lora_models(tiny_llama, dropout=0.0)
+    ids = torch.randint(0, fast.config.vocab_size, (3, 11))
+    outs = []
+    for model in (fast, plain):
+        model.train()
+        logits = model(input_ids=ids).logits
+        logits.square().mean().backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        outs.append((logits.detach(), grads))
+    (lf, gf), (lp, gp) = outs
+    assert len(gf) == 2 * 2 * 2  # A and B of q_proj and v_proj in 2 layers
+    assert torch.allclose(lf, lp, atol=1e-5)
+    for name in gf:
+        assert torch.allclose(gf[name], gp[name], atol=1e-6, rtol=1e-4), name
+    with fast.disable_adapter():  # peft's own forward: the base model's output
+        base = fast(input_ids=ids).logits
+    assert not torch.allclose(base, lf, atol=1e-3)
+
+
+def test_speed_up_lora_counts_and_keeps_modules_without_dropout(tiny_llama):
+    fast, _ = _lora_models(tiny_llama, dropout=0.1)
+    drops = [m for m in fast.modules() if isinstance(m, FastDropout)]
+    assert len(drops) == 4 and all(d.p == 0.1 for d in drops)
+    none, _ = _lora_models(tiny_llama, dropout=0.0)  # peft uses Identity: nothing to replace
+    assert not any(isinstance(m, FastDropout) for m in none.modules())
+    assert speed_up_lora(copy.deepcopy(none)) == {"dropout": 0, "forward": 4}
