@@ -173,3 +173,30 @@ def test_seqeval_strict_agrees_with_span_matcher(pairs):
     for typ, row in theirs.items():
         if typ != "ALL":
             assert ours[typ]["f1"] == pytest.approx(row["f1"]) and ours[typ]["support"] == row["support"]
+
+
+def test_a_confident_entity_propagates_to_its_other_whole_word_occurrences():
+    from tinysec.ner.postprocess import context_checks, propagate_confident
+
+    text = "as: nmap -sV -- 10.0.0.5\nreport for 10.0.0.5\n10.0.0.50 redis open redis nginx nginx"
+    ip, redis, nginx = text.index("for 10.0.0.5") + 4, text.index(" redis ") + 1, text.index("nginx")
+
+    def ent(start, value, typ, conf, flagged=False):
+        return {"start": start, "end": start + len(value), "type": typ, "text": value, "confidence": conf,
+                "flagged": flagged}
+
+    result = {"entities": [ent(ip, "10.0.0.5", "IP", 0.95), ent(redis, "redis", "SERVICE", 0.6, True),
+                           ent(nginx, "nginx", "SOFTWARE", 0.9), ent(nginx + 6, "nginx", "SERVICE", 0.9)],
+              "rejected": []}
+    out = propagate_confident(result, text)
+    added = [(e["start"], e["text"], e["type"], e["confidence"]) for e in out["entities"] if e.get("confirmed")]
+    # the IP before it on the command line; not 10.0.0.50 (another word) and not the flagged redis's
+    # other occurrence; nginx was kept with two types, so it is left alone
+    assert added == [(text.index("10.0.0.5"), "10.0.0.5", "IP", 0.95)]
+    assert [e["start"] for e in out["entities"]] == sorted(e["start"] for e in out["entities"])
+    assert propagate_confident(out, text) == out
+    # after the repeat check confirms the flagged redis by a confident one, redis propagates too
+    result["entities"].append(ent(text.index("open redis") + 5, "redis", "SERVICE", 0.97))
+    both = context_checks(result, text)
+    assert {(e["start"], e.get("confirmed")) for e in both["entities"] if e["type"] == "SERVICE" and
+            e["text"] == "redis"} == {(redis, "repeat"), (text.index("open redis") + 5, None)}

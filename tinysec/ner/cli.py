@@ -154,8 +154,10 @@ def load_tagger(args: argparse.Namespace):
 
 def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
     """Tagged documents on stdout: JSON (a list when ``as_list``) or one table per input; in the
-    table ``!`` marks a flagged entity and ``(repeat)`` one kept below the threshold because the same
-    text and type is kept above it elsewhere in the input."""
+    table ``!`` marks a flagged entity, ``(repeat)`` one kept below the threshold because the same
+    text and type is kept above it elsewhere in the input, and ``(propagated)`` one the tagger did
+    not mark whose text is a confident entity elsewhere in the input (the context checks of
+    :func:`tinysec.ner.postprocess.context_checks`)."""
     if as_json:
         json.dump(docs if as_list else docs[0], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -165,7 +167,7 @@ def print_docs(docs: list[dict], as_json: bool, as_list: bool) -> None:
     for doc in docs:
         print(f"# {doc['input']} ({doc['format']}): {len(doc['entities'])} entities")
         rows = [(e["type"], f"{e['start']}-{e['end']}", f"{e['confidence']:.3f}" + (" !" if e["flagged"] else "")
-                 + (" (repeat)" if e.get("confirmed") else ""), e["text"].replace("\n", " ")) for e in doc["entities"]]
+                 + (f" ({e['confirmed']})" if e.get("confirmed") else ""), e["text"].replace("\n", " ")) for e in doc["entities"]]
         print(tabulate(rows, headers=["type", "span", "confidence", "text"], disable_numparse=True) if rows else "(no entities)")
         if "hallucinated" in doc:
             print(f"({len(doc['hallucinated'])} entities found in the LLM's segments but not in the input: dropped)")

@@ -177,6 +177,42 @@ def confirm_repeated(result: dict) -> dict:
     return {**result, "entities": sorted(entities, key=lambda e: (e["start"], e["end"])), "rejected": rejected}
 
 
+def propagate_confident(result: dict, text: str) -> dict:
+    """The extraction module's second context check, on one input's ``{"entities", "rejected"}``
+    and its text: every other occurrence of the text of an entity kept at or above the threshold
+    (or confirmed) becomes an entity of the same type, with ``confirmed: "propagated"`` and the
+    confidence of that confident mention. Occurrences count as the gold spans of raw views are
+    projected (:func:`tinysec.ner.render.project_spans`: on word boundaries, the longer of two
+    overlapping ones). One that overlaps an entity already found, or whose text was kept with
+    two types, is left alone."""
+    from .render import project_spans
+
+    best: dict[str, dict] = {}
+    types: dict[str, set[str]] = {}
+    for e in result["entities"]:
+        if not e.get("flagged"):
+            types.setdefault(e["text"], set()).add(e["type"])
+            if e["confidence"] > best.get(e["text"], {"confidence": -1.0})["confidence"]:
+                best[e["text"]] = e
+    gold = [(e["type"], t) for t, e in best.items() if len(types[t]) == 1]
+    taken = [(e["start"], e["end"]) for e in result["entities"]]
+    added = []
+    for span in project_spans(text, gold, {t for t, _ in gold}):
+        if all(span["end"] <= a or span["start"] >= b for a, b in taken):
+            source = best[span["text"]]
+            added.append({**source, "start": span["start"], "end": span["end"], "flagged": False,
+                          "confirmed": "propagated"})
+    if not added:
+        return result
+    return {**result, "entities": sorted(result["entities"] + added, key=lambda e: (e["start"], e["end"]))}
+
+
+def context_checks(result: dict, text: str) -> dict:
+    """Both context checks of the extraction module on one input's result: :func:`confirm_repeated`,
+    then :func:`propagate_confident`."""
+    return propagate_confident(confirm_repeated(result), text)
+
+
 class Tagger:
     """Text in, entities out: identification (normalise), words, encoder+CRF, post-processing."""
 
@@ -191,7 +227,7 @@ class Tagger:
 
     def tag(self, texts: list[str], progress: bool = False) -> list[dict]:
         """Per text: ``{"entities": [...], "rejected": [...]}`` with spans in the original text
-        (low-confidence entities confirmed by a confident repeat: :func:`confirm_repeated`)."""
+        after the context checks of :func:`context_checks`."""
         from tqdm.auto import tqdm
 
         from .identify import normalize
@@ -218,10 +254,10 @@ class Tagger:
                 n = min(len(words), len(paths[k]))
                 tags = [self.model.labels[t] for t in paths[k][:n]]
                 kept, rejected = select_entities(ntext, words[:n], tags, probs[k][:n], self.settings, raw[k][:n])
-                results[i] = confirm_repeated(
+                results[i] = context_checks(
                     {"entities": [self._to_original(e, text, norm).as_dict() for e in kept],
                      "rejected": [self._reject_to_original(r, text, norm) for r in rejected],
-                     "n_words": len(words), "n_tagged": n})
+                     "n_words": len(words), "n_tagged": n}, text)
         return results
 
     @staticmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from ..io import read_records, write_jsonl
-from .postprocess import PostprocessSettings, Tagger, confirm_repeated
+from .postprocess import PostprocessSettings, Tagger, context_checks
 from .train import stratified_sample
 
 
@@ -49,8 +49,8 @@ def predict_testsets(model_dir: str | os.PathLike, testsets: dict[str, str], out
 def tag_windows(tagger: Tagger, texts: list[str], max_words: int) -> list[dict]:
     """Tag each text in line windows of at most ``max_words`` words (:func:`tinysec.ner.view.line_windows`,
     the windows the corpus's raw rendering trains on), all windows in one batched call; entity and
-    rejected spans are shifted back into each whole text, and :func:`confirm_repeated` runs on the
-    whole text. Per text: ``{"entities", "rejected", "windows"}``."""
+    rejected spans are shifted back into each whole text, and the context checks
+    (:func:`tinysec.ner.postprocess.context_checks`) run on the whole text. Per text: ``{"entities", "rejected", "windows"}``."""
     from .view import line_windows
 
     pieces: list[tuple[int, int, int]] = []
@@ -62,7 +62,7 @@ def tag_windows(tagger: Tagger, texts: list[str], max_words: int) -> list[dict]:
         out[i]["entities"] += [{**e, "start": e["start"] + a, "end": e["end"] + a} for e in res["entities"]]
         out[i]["rejected"] += [{**e, "start": e["start"] + a, "end": e["end"] + a} for e in res["rejected"]]
         out[i]["windows"] += 1
-    return [confirm_repeated(o) for o in out]
+    return [context_checks(o, text) for o, text in zip(out, texts)]
 
 
 def predict_real(model_dir: str | os.PathLike, records_path: str | os.PathLike, out_path: str | os.PathLike,

@@ -389,8 +389,10 @@ def real_caption(methods: list[Method], context: dict) -> str:
         f"them, wherever they occur as whole words ({len(preds)} outputs, gold mentions per type: "
         f"{', '.join(f'{t} {gold[t]}' for t in REAL_TYPES)}).",
         f"precision_<TYPE>/recall_<TYPE>: strict P/R of the entities kept at CRF-marginal confidence >= "
-        f"{context['threshold']:g} (calibrated; flagged entities left out, entities whose text and type are "
-        f"kept at or above the threshold elsewhere in the same output counted as kept); *_with_flagged: all types, "
+        f"{context['threshold']:g} (calibrated; flagged entities left out; the extraction module's context checks "
+        f"applied: an entity whose text and type are kept at or above the threshold elsewhere in the same output "
+        f"counts as kept, and other whole-word occurrences of a kept entity's text are added with its type); "
+        f"*_with_flagged: all types, "
         f"flagged entities kept. An entity predicted with a type outside the four counts against precision_ALL only. "
         f"Metric: {F1_DEFINITION}.",
     ])
@@ -467,7 +469,8 @@ def caption(kind: str, methods: list[Method], context: dict) -> str:
         f"Post-processing: identification-module normalisation {'on' if context['normalize'] else 'off'}, "
         f"entities below CRF-marginal confidence {context['threshold']:g} "
         f"{'dropped' if context['low_confidence'] == 'drop' else 'flagged'} unless the same text and type is kept "
-        f"at or above it elsewhere in the same input, regex validation of typed entities, entities cut at line breaks.",
+        f"at or above it elsewhere in the same input, other whole-word occurrences of a kept entity's text added "
+        f"with its type, regex validation of typed entities, entities cut at line breaks.",
         f"Device: {tm.get('device', '?')} for training ({tm.get('dtype', 'fp32')}); tables built on {device_description()}.",
         f"Metric: {F1_DEFINITION}.",
     ]
