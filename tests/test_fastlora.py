@@ -90,3 +90,36 @@ def test_speed_up_lora_counts_and_keeps_modules_without_dropout(tiny_llama):
     none, _ = _lora_models(tiny_llama, dropout=0.0)  # peft uses Identity: nothing to replace
     assert not any(isinstance(m, FastDropout) for m in none.modules())
     assert speed_up_lora(copy.deepcopy(none)) == {"dropout": 0, "forward": 4}
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_rms_norm_backward_matches_transformers(tiny_llama, method):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from tinysec.models.fastnorm import RMSNormFunction
+
+    torch.manual_seed(1)
+    fast = load_trainable(tiny_llama, method, {"r": 4, "alpha": 8, "dropout": 0.0,
+                                              "target_modules": ["q_proj", "v_proj"]}, torch.float32)
+    norms = [m for m in fast.modules() if isinstance(m, LlamaRMSNorm)]
+    assert len(norms) == 2 * 2 + 1 and all("forward" in m.__dict__ for m in norms)
+    with torch.no_grad():
+        for m in norms:
+            m.weight.normal_(1, 0.3)
+    plain = copy.deepcopy(fast)
+    for module in plain.modules():
+        if isinstance(module, LlamaRMSNorm):
+            del module.forward
+    ids = torch.randint(0, fast.config.vocab_size, (2, 9))
+    grads = []
+    for model in (fast, plain):
+        model(input_ids=ids).logits.square().mean().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys() and any("norm" in n for n in grads[0]) == (method == "full")
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-4), name
+    # one norm alone, fp32 and a bf16 input (which keeps transformers' forward)
+    x = torch.randn(3, 5, 32, requires_grad=True)
+    y = RMSNormFunction.apply(x, norms[0].weight, norms[0].variance_epsilon)
+    assert torch.allclose(y, type(norms[0]).forward(norms[0], x), atol=1e-6)
+    assert torch.equal(norms[0](x.detach().bfloat16()), type(norms[0]).forward(norms[0], x.detach().bfloat16()))
