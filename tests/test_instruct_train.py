@@ -115,6 +115,24 @@ def test_merged_micro_batches_take_the_same_optimizer_step(tiny_llama, tmp_path)
     assert any(not torch.all(w == 0) for n, w in weights[True].items() if "lora_B" in n)  # the step moved B
 
 
+def test_packed_batches_take_the_same_optimizer_step_without_padding(tiny_llama, tmp_path):
+    from safetensors.torch import load_file
+
+    hp = {"epochs": 1, "max_steps": 2, "lr": 1e-2, "save_every": 0, "cutoff": 256, "batching": "random",
+          "lora": {"dropout": 0.0}}
+    runs, weights = {}, {}
+    for packed in (True, False):
+        out = tmp_path / str(packed)
+        runs[packed] = train.finetune(tiny_llama, RECORDS, out, {**hp, "pack_batches": packed}, progress=False)
+        weights[packed] = load_file(str(out / "adapter_model.safetensors"))
+    assert runs[True]["padding_fraction"] == 0 < runs[False]["padding_fraction"]
+    assert runs[True]["train_tokens"] == runs[False]["train_tokens"]
+    for a, b in zip(runs[True]["loss_curve"], runs[False]["loss_curve"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    for name, w in weights[True].items():
+        assert torch.allclose(w, weights[False][name], atol=1e-5), name  # two Adam steps: |w| ~ 1e-2
+
+
 def test_killed_training_resumes_from_its_checkpoint(tiny_llama, tmp_path):
     records = RECORDS * 20  # 480 examples -> 80 optimizer steps per epoch
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))

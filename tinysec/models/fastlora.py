@@ -2,18 +2,10 @@
 
 Two changes to a peft LoRA model, both for training only; adapters save and load unchanged:
 
-- **Dropout.** peft's LoRA dropout is ``torch.nn.Dropout``. Its CPU kernel draws the mask one
-  element at a time with ``bernoulli_``, which took 8.8% of a LoRA optimiser step on SmolLM2-135M
-  (2 threads). :class:`FastDropout` draws the mask as 16-bit integers from numpy's SFC64
-  generator and applies it as one float multiply: 0.7 ms against 2.2 ms, forward and backward,
-  for a 585 x 576 input.
-
-  - Each call seeds its generator with one draw from torch's global generator. A run is
-    therefore fixed by ``torch.manual_seed``, and a resumed run, whose checkpoint restores
-    torch's RNG state, draws the masks an uninterrupted run would.
-  - The drop probability is p rounded to a multiple of 1/65536 (0.05 becomes 0.0500030). Kept
-    values are scaled by 1 / (1 - that rounded p), so the expected output equals the input.
-  - Other devices use ``torch.nn.functional.dropout``.
+- **Dropout.** peft's LoRA dropout is ``torch.nn.Dropout``, whose CPU mask kernel took 8.8% of a
+  LoRA optimiser step on SmolLM2-135M (2 threads). It becomes
+  :class:`tinysec.models.fastdropout.FastDropout` (16-bit numpy mask draws, the same expected
+  output): 0.7 ms against 2.2 ms, forward and backward, for a 585 x 576 input.
 
 - **The adapter's update.** peft computes ``base(x) + B(A(dropout(x))) * scaling``: a multiply and
   an add over the whole output, and their backward passes. :func:`_fused_forward` folds the scaling
@@ -27,35 +19,9 @@ from __future__ import annotations
 from types import MethodType
 from typing import Any
 
-import numpy as np
 import torch
 
-_LEVELS = 65536  # 16-bit mask draws
-
-
-class FastDropout(torch.nn.Module):
-    """Inverted dropout with drop probability ``p`` (see the module docstring)."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = float(p)
-        self.threshold = round(self.p * _LEVELS)
-        self.scale = _LEVELS / (_LEVELS - self.threshold)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.threshold == 0:
-            return x
-        if x.device.type != "cpu":
-            return torch.nn.functional.dropout(x, self.p, training=True)
-        seed = int(torch.randint(0, 2**62, ()).item())
-        draws = np.random.Generator(np.random.SFC64(seed)).integers(0, _LEVELS, x.shape, dtype=np.uint16)
-        mask = torch.from_numpy(draws >= self.threshold).to(x.dtype).mul_(self.scale)
-        return x * mask
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+from .fastdropout import FastDropout
 
 
 def _simple_adapter(layer: Any, x: torch.Tensor, args: tuple, kwargs: dict) -> str | None:
@@ -99,6 +65,6 @@ def speed_up_lora(model: Any) -> dict[str, int]:
         counts["forward"] += 1
         for name, layer in module.lora_dropout.items():
             if type(layer) is torch.nn.Dropout and layer.p < 1:
-                module.lora_dropout[name] = FastDropout(layer.p)
+                module.lora_dropout[name] = FastDropout(layer.p).train(layer.training)
                 counts["dropout"] += 1
     return counts

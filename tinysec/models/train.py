@@ -17,6 +17,8 @@ What makes it faster than a plain ``Trainer`` run on the same data:
   only at those positions, not at every prompt and padding position;
 - on CPU an optimizer step's micro-batches run as one batch (``merge_micro_batches``,
   :func:`micro_batches`);
+- batches of Llama-family models run packed, without padding (``pack_batches``,
+  :mod:`tinysec.models.packing`);
 - LoRA layers draw their dropout masks faster and add the adapter's update inside one ``addmm``
   (:mod:`tinysec.models.fastlora`), and RMSNorms run a closed-form backward
   (:mod:`tinysec.models.fastnorm`).
@@ -47,6 +49,7 @@ from typing import Any
 from ..io import InputError, read_json, write_json
 from ..schema import schema_defaults
 from ..torchutil import StepClock, adamw, length_grouped_batches, peak_memory_mb
+from . import packing
 from .prompts import IGNORE_INDEX, prompt_format
 
 log = logging.getLogger(__name__)
@@ -147,7 +150,9 @@ def _answer_loss_module(model):
     """Wrap ``model`` so forward returns the summed loss over answer tokens only.
 
     The decoder runs on the whole sequence; the output projection only where the next token is an
-    answer token. Models with logit soft-capping fall back to the full forward.
+    answer token. Models with logit soft-capping fall back to the full forward. Called with a packed
+    row (``position_ids``, ``targets``, ``lengths`` of :func:`tinysec.models.packing.pack`), the decoder
+    runs padding-free.
     """
     import torch
     import torch.nn.functional as F
@@ -157,8 +162,15 @@ def _answer_loss_module(model):
             super().__init__()
             self.lm = lm
 
-        def forward(self, input_ids, attention_mask, labels):
+        def forward(self, input_ids, attention_mask=None, labels=None, position_ids=None, targets=None,
+                    lengths=None):
             base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+            if lengths is not None:  # one packed row (tinysec.models.packing.pack)
+                hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False,
+                                            tinysec_lengths=lengths).last_hidden_state
+                keep = targets != IGNORE_INDEX
+                logits = base.get_output_embeddings()(hidden[keep])
+                return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
             targets = labels[:, 1:]
             keep = targets != IGNORE_INDEX
             if getattr(base.config, "final_logit_softcapping", None):
@@ -291,6 +303,7 @@ class _Job:
     pad_id: int
     examples: list[dict]
     dropped: int
+    packed: bool
     wrapper: Any
     params: list
     optimizer: Any
@@ -326,6 +339,9 @@ def _setup(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], h
 
     model = load_trainable(model_dir, hp["method"], hp["lora"], compute_dtype(dev))
     trainable, total = count_params(model)
+    packed = hp["pack_batches"] and packing.supports_packing(model.config)
+    if packed:
+        model.config._attn_implementation = packing.register()
     wrapper = _answer_loss_module(model)
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = adamw(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
@@ -337,7 +353,7 @@ def _setup(model_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], h
     scheduler = get_scheduler(hp["scheduler"], optimizer, num_warmup_steps=int(hp["warmup_ratio"] * total_steps),
                               num_training_steps=total_steps)
     wrapper, optimizer = accelerator.prepare(wrapper, optimizer)
-    return _Job(hp, accelerator, dev, tokenizer, pad_id, examples, dropped, wrapper, params, optimizer, scheduler,
+    return _Job(hp, accelerator, dev, tokenizer, pad_id, examples, dropped, packed, wrapper, params, optimizer, scheduler,
                 total_steps, trainable, total)
 
 
@@ -380,6 +396,17 @@ def _step_groups(job: _Job, epoch: int) -> list[list[list[int]]]:
     return [batches[i:i + n] for i in range(0, len(batches), n)]
 
 
+def _device_batch(job: _Job, rows: list[dict]) -> tuple[dict[str, Any], int, int]:
+    """The model inputs of ``rows`` on the job's device (packed or right-padded), with their numbers of
+    real and padding token slots."""
+    if job.packed:
+        batch = packing.pack(rows, job.accelerator.device)
+        return batch, batch["input_ids"].numel(), 0
+    batch = {k: v.to(job.accelerator.device) for k, v in collate(rows, job.pad_id).items()}
+    real = int(batch["attention_mask"].sum())
+    return batch, real, batch["attention_mask"].numel() - real
+
+
 def _optimizer_step(job: _Job, state: TrainState, group: list[list[int]]) -> float:
     """Forward and backward over this rank's batches of ``group``, then one optimizer step; returns the
     mean answer-token loss of the group and adds the token counts to ``state``."""
@@ -389,13 +416,12 @@ def _optimizer_step(job: _Job, state: TrainState, group: list[list[int]]) -> flo
     n_answer = sum(sum(1 for t in examples[i]["labels"][1:] if t != IGNORE_INDEX) for b in group for i in b)
     loss_sum = 0.0
     for b in group[acc.process_index::world]:
-        batch = {k: v.to(acc.device) for k, v in collate([examples[i] for i in b], job.pad_id).items()}
+        batch, real, pad = _device_batch(job, [examples[i] for i in b])
         loss = job.wrapper(**batch) / n_answer * world
         acc.backward(loss)
         loss_sum += loss.item() / world
-        real = int(batch["attention_mask"].sum())
         state.tokens += real * world
-        state.pad_tokens += (batch["attention_mask"].numel() - real) * world
+        state.pad_tokens += pad * world
     state.answer_tokens += n_answer
     if world > 1:
         loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=acc.device), "sum"))

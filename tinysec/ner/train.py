@@ -19,7 +19,8 @@ CRF get their own (larger) learning rate because they start from random weights.
 validation file, training stops early on validation F1 (``patience``, at most ``epochs``), keeps
 the best epoch's weights, writes the learning curve to ``train_metrics.json`` and fits the
 confidence temperature (``calibration.json``). bf16 autocast
-only on CUDA; fp32 on CPU.
+only on CUDA; fp32 on CPU. Dropout masks, in the encoder's layers and its attention, are drawn by
+:func:`tinysec.models.fastdropout.speed_up_dropout`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io import InputError, iter_records, write_json
+from ..models.fastdropout import speed_up_dropout
 from ..torchutil import adamw, length_grouped_batches, peak_memory_mb
 from .model import EncoderCRFTagger, encode_words, load_tokenizer
 from .settings import ABLATIONS, VARIANTS, TrainSettings, variant_settings  # noqa: F401 (re-exported)
@@ -448,6 +450,7 @@ def train_tagger(encoder_path: str | os.PathLike, train_path: str | os.PathLike,
     clean, variants, pool = _training_data(train_path, adv_path, label_ids, s)
     val_rows = stratified_sample(load_rows(val_path, label_ids), s.max_val_rows, s.seed) if val_path else []
     model = EncoderCRFTagger.from_encoder(encoder_path, labels, s.attention_dropout, s.hidden_dropout).to(device)
+    speed_up_dropout(model)
     run = _Run(model, load_tokenizer(encoder_path), label_ids, s, device, variants, random.Random(s.seed),
                use_bf16=device.startswith("cuda") and torch.cuda.is_bf16_supported())
     optim = _make_optimizer(model, s)
