@@ -64,9 +64,10 @@ def test_pack_restarts_positions_and_ignores_each_examples_last_target():
 def test_packed_row_gives_the_padded_batchs_loss_and_gradients(cls, cfg_cls):
     model = _model(cls, cfg_cls)
     examples = _examples()
-    single = torch.tensor([examples[1]["input_ids"]])
+    left_padded = torch.tensor([[0, 0] + examples[0]["input_ids"][:5], examples[0]["input_ids"]])
+    left_mask = (torch.arange(7) >= torch.tensor([[2], [0]])).long()
     with torch.no_grad():
-        sdpa = model.model(input_ids=single, use_cache=False).last_hidden_state
+        sdpa = model.model(input_ids=left_padded, attention_mask=left_mask, use_cache=False).last_hidden_state
     padded = _padded_loss(model, examples)
     grads = torch.autograd.grad(padded, list(model.parameters()))
     model.config._attn_implementation = packing.register()
@@ -75,8 +76,9 @@ def test_packed_row_gives_the_padded_batchs_loss_and_gradients(cls, cfg_cls):
     assert packed.item() == pytest.approx(padded.item(), rel=1e-5)
     for a, b in zip(grads, packed_grads):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
-    with torch.no_grad():  # ordinary (unpacked) calls fall back to SDPA attention
-        assert torch.allclose(model.model(input_ids=single, use_cache=False).last_hidden_state, sdpa, atol=1e-6)
+    with torch.no_grad():  # ordinary (unpacked) calls fall back to SDPA attention, padding mask included
+        fallback = model.model(input_ids=left_padded, attention_mask=left_mask, use_cache=False).last_hidden_state
+    assert torch.allclose(fallback, sdpa, atol=1e-6)
 
 
 def test_packing_only_where_attention_is_plain_causal():

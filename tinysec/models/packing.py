@@ -60,8 +60,11 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
 
 
 def register() -> str:
-    """Register :func:`packed_attention` with transformers; returns its implementation name."""
+    """Register :func:`packed_attention` with transformers, with SDPA's mask function (so unpacked
+    calls get their padding masks; a packed row's block mask goes unused); returns its name."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
     return PACKED_ATTENTION
