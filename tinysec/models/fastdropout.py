@@ -53,15 +53,22 @@ class FastDropout(torch.nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
-        self.threshold = _threshold(p)
+        _threshold(p)  # refuses p outside [0, 1)
         self.p = float(p)
-        self.scale = _LEVELS / (_LEVELS - self.threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return fast_dropout(x, self.p) if self.training else x
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def fast_twin(module: torch.nn.Module) -> FastDropout | None:
+    """A :class:`FastDropout` with the p and train/eval mode of a plain ``torch.nn.Dropout``
+    (p < 1); None for any other module."""
+    if type(module) is not torch.nn.Dropout or module.p >= 1:
+        return None
+    return FastDropout(module.p).train(module.training)
 
 
 def dropout_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
@@ -100,13 +107,12 @@ def speed_up_dropout(model: torch.nn.Module) -> dict[str, int]:
     counts = {"dropout": 0, "attention": 0}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is torch.nn.Dropout and child.p < 1:
-                setattr(parent, name, FastDropout(child.p).train(child.training))
+            if (twin := fast_twin(child)) is not None:
+                setattr(parent, name, twin)
                 counts["dropout"] += 1
-        config = getattr(parent, "config", None)
+        config = getattr(parent, "config", None)  # submodules share their model's config
         if getattr(config, "model_type", None) in ATTENTION_FAMILIES \
-                and config._attn_implementation in ("sdpa", "eager", FAST_DROPOUT_ATTENTION):
-            if config._attn_implementation != FAST_DROPOUT_ATTENTION:
-                config._attn_implementation = register()
-                counts["attention"] += 1
+                and config._attn_implementation in ("sdpa", "eager"):
+            config._attn_implementation = register()
+            counts["attention"] += 1
     return counts

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .fastdropout import FastDropout
+from .fastdropout import fast_twin
 
 
 def _simple_adapter(layer: Any, x: torch.Tensor, args: tuple, kwargs: dict) -> str | None:
@@ -64,7 +64,7 @@ def speed_up_lora(model: Any) -> dict[str, int]:
         module.forward = MethodType(_fused_forward, module)
         counts["forward"] += 1
         for name, layer in module.lora_dropout.items():
-            if type(layer) is torch.nn.Dropout and layer.p < 1:
-                module.lora_dropout[name] = FastDropout(layer.p).train(layer.training)
+            if (twin := fast_twin(layer)) is not None:
+                module.lora_dropout[name] = twin
                 counts["dropout"] += 1
     return counts

@@ -165,20 +165,20 @@ def _answer_loss_module(model):
         def forward(self, input_ids, attention_mask=None, labels=None, position_ids=None, targets=None,
                     lengths=None):
             base = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+            decoder = base.get_decoder()
             if lengths is not None:  # one packed row (tinysec.models.packing.pack)
-                hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, use_cache=False,
-                                            tinysec_lengths=lengths).last_hidden_state
-                keep = targets != IGNORE_INDEX
-                logits = base.get_output_embeddings()(hidden[keep])
-                return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-            targets = labels[:, 1:]
+                hidden = decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False,
+                                 tinysec_lengths=lengths).last_hidden_state
+            else:
+                targets = labels[:, 1:]
+                if getattr(base.config, "final_logit_softcapping", None):
+                    keep = targets != IGNORE_INDEX
+                    logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
+                    return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
+                hidden = decoder(input_ids=input_ids, attention_mask=attention_mask,
+                                 use_cache=False).last_hidden_state[:, :-1]
             keep = targets != IGNORE_INDEX
-            if getattr(base.config, "final_logit_softcapping", None):
-                logits = self.lm(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
-                return F.cross_entropy(logits[keep].float(), targets[keep], reduction="sum")
-            hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                        use_cache=False).last_hidden_state
-            logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+            logits = base.get_output_embeddings()(hidden[keep])
             return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
 
     return AnswerLoss(model)
