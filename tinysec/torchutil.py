@@ -1,6 +1,6 @@
 """Training helpers shared by the instruction fine-tuning (``models/train.py``) and the NER tagger
 training (``ner/train.py``) and the CTI encoder (``cti/encoder.py``): length-grouped batching, the
-optimizer, peak memory and step timing.
+optimizer, peak memory, step timing and the registration of custom attention functions.
 
 Imports nothing from the sub-packages (so all can use it without an import cycle) and imports
 torch only inside the functions that need it.
@@ -107,3 +107,14 @@ class StepClock:
         return {"wall_seconds": round(self.wall(), 3), "cpu_seconds": round(self.cpu(), 3),
                 "median_step_seconds": None if med is None else round(med, 5),
                 "steady_state_seconds": None if med is None else round(med * n, 3)}
+
+
+def register_attention(name: str, function) -> str:
+    """Register ``function`` as transformers attention implementation ``name``, with SDPA's mask
+    function (so its calls get the boolean padding and causal masks SDPA would); returns ``name``."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(name, function)
+    AttentionMaskInterface.register(name, sdpa_mask)
+    return name

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..torchutil import register_attention
+
 _LEVELS = 65536  # 16-bit mask draws
 FAST_DROPOUT_ATTENTION = "tinysec_fast_dropout"
 #: Encoder families whose self-attention calls transformers' attention interface without extras.
@@ -92,12 +94,7 @@ def dropout_attention(module, query, key, value, attention_mask, dropout: float 
 
 def register() -> str:
     """Register :func:`dropout_attention` (with SDPA's masks) with transformers; returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(FAST_DROPOUT_ATTENTION, dropout_attention)
-    AttentionMaskInterface.register(FAST_DROPOUT_ATTENTION, sdpa_mask)
-    return FAST_DROPOUT_ATTENTION
+    return register_attention(FAST_DROPOUT_ATTENTION, dropout_attention)
 
 
 def speed_up_dropout(model: torch.nn.Module) -> dict[str, int]:

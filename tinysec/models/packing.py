@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
+from ..torchutil import register_attention
 from .prompts import IGNORE_INDEX
 
 PACKED_ATTENTION = "tinysec_packed"
@@ -62,9 +63,4 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
 def register() -> str:
     """Register :func:`packed_attention` with transformers, with SDPA's mask function (so unpacked
     calls get their padding masks; a packed row's block mask goes unused); returns its name."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
-    AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
-    return PACKED_ATTENTION
+    return register_attention(PACKED_ATTENTION, packed_attention)
