@@ -5,7 +5,8 @@ optimiser steps, fp32 on CPU:
 
 1. ours, LoRA: :func:`tinysec.models.train.finetune` (length-grouped batches, output projection
    only at answer positions, a step's micro-batches run as one batch on CPU, the faster LoRA dropout
-   and update of :mod:`tinysec.models.fastlora`);
+   and update of :mod:`tinysec.models.fastlora`, linear layers through oneDNN's packed GEMM of
+   :mod:`tinysec.models.fastlinear`);
 2. the baseline: a plain ``Trainer`` + ``peft`` LoRA run (random batches padded to the longest,
    loss from the model's own full-sequence logits);
 3. ours, full fine-tuning (all weights) on the same examples.

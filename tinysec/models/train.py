@@ -21,7 +21,9 @@ What makes it faster than a plain ``Trainer`` run on the same data:
   :mod:`tinysec.models.packing`);
 - LoRA layers draw their dropout masks faster and add the adapter's update inside one ``addmm``
   (:mod:`tinysec.models.fastlora`), and RMSNorms run a closed-form backward
-  (:mod:`tinysec.models.fastnorm`).
+  (:mod:`tinysec.models.fastnorm`);
+- on CPU in fp32, linear layers run oneDNN's packed GEMM, frozen ones from weights packed once
+  (:mod:`tinysec.models.fastlinear`).
 
 Resuming: every ``save_every`` optimizer steps the trainable weights, optimizer, scheduler, RNG and
 progress go to ``checkpoint_dir`` (kept outside the rule's outputs, which Snakemake deletes when a
@@ -187,17 +189,20 @@ def _answer_loss_module(model):
 def load_trainable(model_dir: str | os.PathLike, method: str, lora: dict[str, Any], dtype):
     """The model of ``model_dir`` ready to train: LoRA-wrapped (``peft``, with the faster dropout and
     update of :func:`tinysec.models.fastlora.speed_up_lora`) or with all weights trainable; its
-    RMSNorms get the closed-form backward of :mod:`tinysec.models.fastnorm`.
+    RMSNorms get the closed-form backward of :mod:`tinysec.models.fastnorm`, its linear layers
+    the oneDNN forward of :mod:`tinysec.models.fastlinear`.
 
     LoRA without ``target_modules`` adapts those of the model's family (``config.model_type``),
     and writes them into ``lora``, so the run's metrics name them."""
     from transformers import AutoModelForCausalLM
 
+    from . import fastlinear
     from .fastnorm import speed_up_rms_norms
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     model.config.use_cache = False
     speed_up_rms_norms(model)
+    fastlinear.speed_up_linears(model)
     if method == "lora":
         from peft import LoraConfig, get_peft_model
 
