@@ -3,8 +3,8 @@
 torch's CPU dropout draws its mask one element at a time (``bernoulli_``). It took 8.8% of a LoRA
 step on SmolLM2-135M and 20% of a MiniLM + CRF tagger step (attention dropout on
 ``(batch, heads, words, words)`` probabilities). :func:`fast_dropout` draws the mask as 16-bit
-integers, four from each raw 64-bit output of numpy's SFC64 generator, and applies it as one float
-multiply: for a 723 x 576 input, 0.2 ms to draw, 0.4 ms forward and backward in all (2 threads).
+integers from numpy's SFC64 generator and applies it as one float multiply: for a
+4 x 12 x 256 x 256 input, 8.5 ms against 25 ms.
 
 - Each call seeds its generator with one draw from torch's global generator. A run is therefore
   fixed by ``torch.manual_seed``, and a resumed run, whose checkpoint restores torch's RNG state,
@@ -44,17 +44,10 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
         return x
     if x.device.type != "cpu":
         return torch.nn.functional.dropout(x, p, training=True)
-    return x * _mask(x.shape, threshold, x.dtype)
-
-
-def _mask(shape: torch.Size, threshold: int, dtype: torch.dtype) -> torch.Tensor:
-    """The scaled keep mask of :func:`fast_dropout`: each 64-bit output of SFC64 (seeded by one draw
-    from torch's generator) gives four 16-bit draws; a draw of at least ``threshold`` keeps its value."""
-    n = shape.numel()
     seed = int(torch.randint(0, 2**62, ()).item())
-    draws = np.random.SFC64(seed).random_raw(-(-n // 4)).view(np.uint16)[:n].reshape(shape)
-    keep = torch.from_numpy((draws >= threshold).view(np.uint8))  # uint8 converts faster than bool
-    return keep.to(dtype).mul_(_LEVELS / (_LEVELS - threshold))
+    draws = np.random.Generator(np.random.SFC64(seed)).integers(0, _LEVELS, x.shape, dtype=np.uint16)
+    mask = torch.from_numpy(draws >= threshold).to(x.dtype).mul_(_LEVELS / (_LEVELS - threshold))
+    return x * mask
 
 
 class FastDropout(torch.nn.Module):
