@@ -147,7 +147,7 @@ class Generator:
 
     def _dns_response(self, domain: str, rdtype: str, ns_hosts: list[str], nxdomain: bool) -> dns.message.Message:
         r = self.rng
-        query = dns.message.make_query(domain, rdtype, use_edns=0, payload=1232)
+        query = dns.message.make_query(domain, rdtype, use_edns=0, payload=1232, id=r.randrange(65536))
         response = dns.message.make_response(query)
         response.flags |= dns.flags.RA
         response.use_edns(0, 0, r.choice((512, 1232, 4096)))
