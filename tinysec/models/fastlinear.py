@@ -116,8 +116,8 @@ def _fast_forward(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 def speed_up_linears(model: Any) -> int:
     """Give every ``torch.nn.Linear`` of ``model`` the forward of :func:`_fast_forward` (which
-    checks at each call that the layer is frozen, fp32 and on CPU); returns how many. Nothing
-    changes where oneDNN is missing. Weights and saved models are unchanged."""
+    checks at each call the dtype, the device and whether the layer is trained); returns how
+    many. Nothing changes where oneDNN is missing. Weights and saved models are unchanged."""
     if not available():
         return 0
     count = 0
