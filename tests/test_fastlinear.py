@@ -2,8 +2,8 @@
 compute what ``torch.nn.Linear`` computes, forward and backward; packed weights follow weight
 updates (fused AdamW's in place, without a version bump, included); inference packs frozen layers
 once; narrow trained layers, trained layers without gradients and other dtypes keep torch's
-forward; a LoRA fine-tuning run of a tiny random-weight Llama
-has the loss curve of the unpatched run."""
+forward; a LoRA fine-tuning run of a tiny random-weight Llama goes through oneDNN and has the loss
+curve of the unpatched run."""
 
 from __future__ import annotations
 
@@ -98,9 +98,14 @@ def test_lora_finetune_has_the_loss_curve_of_the_unpatched_run(tmp_path, monkeyp
                for i in range(8)]
     hp = {"epochs": 1, "batch_size": 2, "grad_accum": 2, "cutoff": 64, "save_every": 0, "seed": 3,
           "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}}
+    calls, linear = [], fastlinear._linear
+    monkeypatch.setattr(fastlinear, "_linear", lambda *args: calls.append(1) or linear(*args))
     fast = finetune(model_dir, records, tmp_path / "fast", hp, progress=False, device="cpu")
+    assert calls  # the run's products went through oneDNN
     monkeypatch.setattr(fastlinear, "speed_up_linears", lambda model: 0)
+    calls.clear()
     plain = finetune(model_dir, records, tmp_path / "plain", hp, progress=False, device="cpu")
+    assert not calls
     assert fast["optimizer_steps"] == plain["optimizer_steps"] == 2
     for a, b in zip(fast["loss_curve"], plain["loss_curve"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)

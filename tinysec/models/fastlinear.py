@@ -50,6 +50,12 @@ def _linear(x2d: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) 
     return torch.ops.mkldnn._linear_pointwise(x2d, packed, bias, "none", [], "")
 
 
+def _project(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x W^T + b`` over the last dimension of ``x`` (any leading shape) from a packed ``W``."""
+    y = _linear(x.reshape(-1, x.shape[-1]), packed, bias)
+    return y.view(*x.shape[:-1], y.shape[-1])
+
+
 class PackedLinearFunction(torch.autograd.Function):
     """``x W^T + b``: forward from ``forward_w`` (``W`` packed), input gradient from ``backward_w``
     (``W^T``, packed or a plain view), weight and bias gradients (trained layers) with torch's GEMM."""
@@ -57,17 +63,15 @@ class PackedLinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, forward_w: torch.Tensor,
                 backward_w: torch.Tensor) -> torch.Tensor:
-        x2d = x.reshape(-1, x.shape[-1])
         ctx.backward_w, ctx.in_shape = backward_w, x.shape
-        ctx.save_for_backward(x2d if weight.requires_grad else None)
-        y = _linear(x2d, forward_w, bias)
-        return y.view(*x.shape[:-1], y.shape[-1])
+        ctx.save_for_backward(x.reshape(-1, x.shape[-1]) if weight.requires_grad else None)
+        return _project(x, forward_w, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         g2d = grad.reshape(-1, grad.shape[-1])
-        gx = _linear(g2d, ctx.backward_w, None).view(ctx.in_shape) if ctx.needs_input_grad[0] else None
+        gx = _project(grad, ctx.backward_w, None) if ctx.needs_input_grad[0] else None
         gw = torch.mm(g2d.t(), ctx.saved_tensors[0]) if ctx.needs_input_grad[1] else None
         gb = g2d.sum(0) if ctx.needs_input_grad[2] else None
         return gx, gw, gb, None, None
@@ -99,7 +103,6 @@ def _fast_forward(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     w, b = layer.weight, layer.bias
     if not (x.dtype == w.dtype == torch.float32 and w.device.type == "cpu" and (b is None or b.dtype == torch.float32)):
         return torch.nn.Linear.forward(layer, x)
-    bias = None if b is None else b.detach()
     if w.requires_grad:
         if not torch.is_grad_enabled() or min(w.shape) < MIN_TRAINED_DIM:
             return torch.nn.Linear.forward(layer, x)
@@ -109,9 +112,8 @@ def _fast_forward(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     train = torch.is_grad_enabled() and x.requires_grad
     forward_w, backward_w = _frozen_packed(layer, backward=train)
     if train:
-        return PackedLinearFunction.apply(x, w, bias, forward_w, backward_w)
-    y = _linear(x.reshape(-1, x.shape[-1]), forward_w, bias)
-    return y.view(*x.shape[:-1], y.shape[-1])
+        return PackedLinearFunction.apply(x, w, b, forward_w, backward_w)
+    return _project(x, forward_w, b)
 
 
 def speed_up_linears(model: Any) -> int:
